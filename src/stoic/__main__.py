@@ -1,0 +1,3 @@
+from stoic.cli import main
+
+raise SystemExit(main())
