@@ -15,12 +15,14 @@ COMMANDS = {
     "cache": "stoic.cache.cli",
     "signals": "stoic.signals.cli",
     "web": "stoic.web.cli",
+    "fit": "stoic.fit.cli",
     "demo": "stoic.demo.cli",
 }
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stoic", description="Keep services answering while dependencies fail.")
+    parser = argparse.ArgumentParser(prog="stoic",
+                                     description="Keep services answering while dependencies fail.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = argv[0] if argv and argv[0] in COMMANDS else None
     for name, module_name in COMMANDS.items():

@@ -1,0 +1,246 @@
+"""Per-call overhead of the guard, side by side with its peers, in one run.
+
+    python benchmarks/overhead.py [--calls N] [--repeat R] [--chart out.png]
+
+Each row is the best of R rounds of N calls of a function that returns at once, so the figure is the
+price of the protection itself. Ratios compare with the bare call and with the peer doing the same job.
+Targets: sync breaker + semaphore + fallback + metrics <= 1.0 us and <= 0.25x pyresilience's equivalent;
+asyncio with a deadline <= 2.5 us; thread-isolated sync with a deadline <= 30 us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import gc
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiobreaker
+import circuitbreaker
+import pybreaker
+import pyresilience as pr
+import tenacity
+from purgatory import AsyncCircuitBreakerFactory
+from pyresilience.logging import MetricsCollector
+
+from stoic.guard import Dependency, Fallback, Registry, SemaphoreBulkhead, ThreadPoolBulkhead
+
+
+def work(x: int) -> int:
+    return x + 1
+
+
+async def awork(x: int) -> int:
+    return x + 1
+
+
+def measure(fn: Callable[[int], Any], calls: int, repeat: int) -> float:
+    """Best ns/call over `repeat` rounds."""
+    best = float("inf")
+    for _ in range(repeat):
+        gc.disable()
+        t0 = time.perf_counter_ns()
+        for i in range(calls):
+            fn(i)
+        elapsed = time.perf_counter_ns() - t0
+        gc.enable()
+        best = min(best, elapsed / calls)
+    return best
+
+
+def ameasure(fn: Callable[[int], Awaitable[Any]], calls: int, repeat: int) -> float:
+    async def rounds() -> float:
+        best = float("inf")
+        for _ in range(repeat):
+            gc.disable()
+            t0 = time.perf_counter_ns()
+            for i in range(calls):
+                await fn(i)
+            elapsed = time.perf_counter_ns() - t0
+            gc.enable()
+            best = min(best, elapsed / calls)
+        return best
+
+    return asyncio.run(rounds())
+
+
+def sync_cases() -> dict[str, Callable[[int], Any]]:
+    reg = Registry()
+    stoic_dep = Dependency("bench", timeout=1.0, bulkhead=SemaphoreBulkhead(max_concurrent=100),
+                           fallbacks=[Fallback.value(0, name="generic")], registry=reg)
+    stoic_plain = Dependency("bench-breaker-only", timeout=None, bulkhead=None, registry=reg)
+    pyb = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=30)
+    cb_decorated = circuitbreaker.circuit(failure_threshold=5, recovery_timeout=30)(work)
+    pyres = pr.resilient(
+        circuit_breaker=pr.CircuitBreakerConfig(failure_threshold=5, recovery_timeout=5.0),
+        bulkhead=pr.BulkheadConfig(max_concurrent=100),
+        fallback=pr.FallbackConfig(handler=0),
+        listeners=[MetricsCollector()],
+    )(work)
+    pyres_cb = pr.resilient(circuit_breaker=pr.CircuitBreakerConfig(failure_threshold=5))(work)
+    ten = tenacity.retry(stop=tenacity.stop_after_attempt(3), reraise=True)(work)
+    stoic_decorated = stoic_dep(work)
+    return {
+        "bare call": work,
+        "stoic breaker only": lambda i: stoic_plain.call(work, i),
+        "stoic breaker+semaphore+fallback+metrics": lambda i: stoic_dep.call(work, i),
+        "stoic same, as decorator": stoic_decorated,
+        "pybreaker (breaker only)": lambda i: pyb.call(work, i),
+        "circuitbreaker (breaker only)": cb_decorated,
+        "pyresilience breaker only": pyres_cb,
+        "pyresilience breaker+bulkhead+fallback+metrics": pyres,
+        "tenacity retry (no breaker)": ten,
+    }
+
+
+def async_cases() -> dict[str, Callable[[int], Awaitable[Any]]]:
+    reg = Registry()
+    stoic_dep = Dependency("abench", timeout=1.0, bulkhead=SemaphoreBulkhead(max_concurrent=100),
+                           fallbacks=[Fallback.value(0, name="generic")], registry=reg)
+    aio = aiobreaker.CircuitBreaker(fail_max=5)
+    purg = AsyncCircuitBreakerFactory(default_threshold=5)
+    purg_decorated = purg("bench")(awork)
+    pyres = pr.resilient(
+        timeout=pr.TimeoutConfig(seconds=1.0),
+        circuit_breaker=pr.CircuitBreakerConfig(failure_threshold=5),
+        bulkhead=pr.BulkheadConfig(max_concurrent=100),
+        fallback=pr.FallbackConfig(handler=0),
+    )(awork)
+
+    async def wait_for(i: int) -> int:
+        return await asyncio.wait_for(awork(i), 1.0)
+
+    async def with_timeout(i: int) -> int:
+        async with asyncio.timeout(1.0):
+            return await awork(i)
+
+    return {
+        "bare await": awork,
+        "asyncio.wait_for (deadline only)": wait_for,
+        "asyncio.timeout (deadline only)": with_timeout,
+        "stoic deadline+breaker+semaphore+fallback+metrics": lambda i: stoic_dep.acall(awork, i),
+        "aiobreaker (breaker only)": lambda i: aio.call_async(awork, i),
+        "purgatory (breaker only)": purg_decorated,
+        "pyresilience deadline+breaker+bulkhead+fallback": pyres,
+    }
+
+
+def thread_cases() -> tuple[dict[str, Callable[[int], Any]], Callable[[], None]]:
+    reg = Registry()
+    stoic_dep = Dependency("tbench", timeout=1.0, bulkhead=ThreadPoolBulkhead(workers=4),
+                           fallbacks=[Fallback.value(0, name="generic")], registry=reg)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
+    pyres = pr.resilient(
+        timeout=pr.TimeoutConfig(seconds=1.0, pool_size=4),
+        circuit_breaker=pr.CircuitBreakerConfig(failure_threshold=5),
+        fallback=pr.FallbackConfig(handler=0),
+    )(work)
+
+    def cleanup() -> None:
+        pool.shutdown()
+        stoic_dep.close()
+
+    return {
+        "bare call": work,
+        "ThreadPoolExecutor submit+result(timeout)": lambda i: pool.submit(work, i).result(1.0),
+        "stoic thread pool+deadline+breaker+fallback+metrics": lambda i: stoic_dep.call(work, i),
+        "pyresilience thread timeout+breaker+fallback": pyres,
+    }, cleanup
+
+
+def report(title: str, rows: dict[str, float], stoic_key: str, peer_key: str | None) -> None:
+    print(f"\n{title}")
+    base = next(iter(rows.values()))
+    ours = rows[stoic_key]
+    print(f"  {'case':52} {'ns/call':>10} {'x bare':>8} {'x stoic':>8}")
+    for name, ns in rows.items():
+        print(f"  {name:52} {ns:10.0f} {ns / base:8.1f} {ns / ours:8.2f}")
+    if peer_key:
+        print(f"  -> stoic / {peer_key}: {ours / rows[peer_key]:.3f}x")
+
+
+def chart(path: str, groups: list[tuple[str, dict[str, float]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 2.2 + 2.6 * len(groups)))
+    for ax, (title, rows) in zip(axes, groups, strict=True):
+        names = list(rows)[::-1]
+        values = [rows[n] / 1000 for n in names]
+        colours = ["#2b7a78" if n.startswith("stoic") else "#9aa5b1" for n in names]
+        ax.barh(names, values, color=colours)
+        ax.set_xscale("log")
+        ax.set_title(title, loc="left", fontsize=10)
+        ax.set_xlabel("microseconds per call (log scale, lower is better)")
+        for y, val in enumerate(values):
+            ax.text(val, y, f" {val:.2f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"\nchart: {path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000, help="calls per round (>= 1000)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds per case, best kept (>= 1)")
+    parser.add_argument("--chart", help="also write a PNG bar chart here")
+    args = parser.parse_args()
+    if args.calls < 1000 or args.repeat < 1:
+        parser.error("--calls must be >= 1000 and --repeat >= 1")
+    print(f"python {sys.version.split()[0]}, {args.calls} calls x best of {args.repeat}")
+
+    total = len(sync_cases()) + len(async_cases()) + 4
+    done = 0
+
+    def progress(name: str) -> None:
+        nonlocal done
+        done += 1
+        print(f"\r  [{done:2}/{total}] {name[:60]:60}", end="", file=sys.stderr, flush=True)
+
+    sync_rows: dict[str, float] = {}
+    for name, fn in sync_cases().items():
+        progress(name)
+        sync_rows[name] = measure(fn, args.calls, args.repeat)
+    async_rows: dict[str, float] = {}
+    for name, afn in async_cases().items():
+        progress(name)
+        async_rows[name] = ameasure(afn, args.calls, args.repeat)
+    thread_rows: dict[str, float] = {}
+    cases, cleanup = thread_cases()
+    for name, fn in cases.items():
+        progress(name)
+        thread_rows[name] = measure(fn, max(1000, args.calls // 10), args.repeat)
+    cleanup()
+    print(file=sys.stderr)
+
+    report("sync (semaphore isolation)", sync_rows, "stoic breaker+semaphore+fallback+metrics",
+           "pyresilience breaker+bulkhead+fallback+metrics")
+    report("asyncio", async_rows, "stoic deadline+breaker+semaphore+fallback+metrics",
+           "pyresilience deadline+breaker+bulkhead+fallback")
+    report("sync (thread isolation)", thread_rows, "stoic thread pool+deadline+breaker+fallback+metrics",
+           "pyresilience thread timeout+breaker+fallback")
+    targets = [
+        ("sync guard <= 1.0 us", sync_rows["stoic breaker+semaphore+fallback+metrics"] <= 1000),
+        ("sync guard <= 0.25x pyresilience", sync_rows["stoic breaker+semaphore+fallback+metrics"]
+         <= 0.25 * sync_rows["pyresilience breaker+bulkhead+fallback+metrics"]),
+        ("asyncio with deadline <= 2.5 us",
+         async_rows["stoic deadline+breaker+semaphore+fallback+metrics"] <= 2500),
+        ("thread-isolated with deadline <= 30 us",
+         thread_rows["stoic thread pool+deadline+breaker+fallback+metrics"] <= 30_000),
+    ]
+    print("\ntargets")
+    for name, ok in targets:
+        print(f"  {'met ' if ok else 'MISS'} {name}")
+    if args.chart:
+        chart(args.chart, [("sync", sync_rows), ("asyncio", async_rows), ("thread isolation", thread_rows)])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

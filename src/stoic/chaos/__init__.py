@@ -1,0 +1,97 @@
+"""The Simian Army: keep processes running, then break them on purpose, inside explicit safety rails.
+
+- `Supervisor`, `Instance`, `Fleet`: local processes labelled app / region / zone.
+- Targets: `ProcessTarget` (a supervisor's processes), `KubernetesTarget` (pods; ``stoic[k8s]``).
+- Monkeys: `ChaosMonkey`, `LatencyMonkey`, `ChaosGorilla`, `ChaosKong`, `ConformityMonkey`.
+- Rails: `Schedule`, `BlastRadius`, `KillSwitch`, outage checks, leashed mode, `AuditLog`.
+- `SimianArmy` runs the monkeys; `install()` serves the fault board to a process.
+"""
+
+from ._errors import ChaosConfigError
+from ._monkey import Action, Monkey, RunContext
+from .army import RunReport, SimianArmy
+from .audit import OUTCOMES, AuditEntry, AuditLog
+from .board import BOARD_ENV, BoardInjector, FaultBoard, FaultRule, install, uninstall
+from .chaos_monkey import AppSettings, ChaosMonkey
+from .clock import Clock, CompressedClock, SystemClock
+from .conformity import (
+    DEFAULT_RULES,
+    ConformityMonkey,
+    Finding,
+    Rule,
+    has_fallback,
+    has_owner,
+    runs_in_zones,
+)
+from .fleet import GROUPINGS, Fleet, Grouping, Member, group_key
+from .instance import Instance
+from .latency_monkey import LatencyMonkey
+from .notify import Inbox, LogNotifier, Notifier, WebhookNotifier
+from .outages import ChaosGorilla, ChaosKong
+from .safety import BlastRadius, KillSwitch, OutageCheck, open_breakers_outage, url_outage
+from .schedule import Schedule
+from .supervisor import Supervisor
+from .targets import ProcessTarget, Target
+
+
+def __getattr__(name: str) -> object:
+    # the Kubernetes target (stoic[k8s]) loads only when asked for; kept out of __all__ so that
+    # `from stoic.chaos import *` works without the extra
+    if name in ("KubernetesTarget", "Pod"):
+        from . import kubernetes
+
+        return getattr(kubernetes, name)
+    raise AttributeError(f"module 'stoic.chaos' has no attribute {name!r}")
+
+
+__all__ = [
+    "BOARD_ENV",
+    "DEFAULT_RULES",
+    "GROUPINGS",
+    "OUTCOMES",
+    "Action",
+    "AppSettings",
+    "AuditEntry",
+    "AuditLog",
+    "BlastRadius",
+    "BoardInjector",
+    "ChaosConfigError",
+    "ChaosGorilla",
+    "ChaosKong",
+    "ChaosMonkey",
+    "Clock",
+    "CompressedClock",
+    "ConformityMonkey",
+    "FaultBoard",
+    "FaultRule",
+    "Finding",
+    "Fleet",
+    "Grouping",
+    "Inbox",
+    "Instance",
+    "KillSwitch",
+    "LatencyMonkey",
+    "LogNotifier",
+    "Member",
+    "Monkey",
+    "Notifier",
+    "OutageCheck",
+    "ProcessTarget",
+    "Rule",
+    "RunContext",
+    "RunReport",
+    "Schedule",
+    "SimianArmy",
+    "Supervisor",
+    "SystemClock",
+    "Target",
+    "WebhookNotifier",
+    "group_key",
+    "has_fallback",
+    "has_owner",
+    "install",
+    "open_breakers_outage",
+    "runs_in_zones",
+    "uninstall",
+    "url_outage",
+]

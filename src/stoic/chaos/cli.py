@@ -1,0 +1,254 @@
+"""`stoic chaos ...`: run the army from a config file, read the audit log, flip the kill switch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import ChaosConfigError
+from .army import RunReport
+from .audit import OUTCOMES, AuditLog
+from .board import FaultBoard
+from .config import ChaosConfig, load_config
+from .conformity import ConformityMonkey
+from .fleet import Fleet
+from .safety import KillSwitch
+from .supervisor import Supervisor
+from .targets import ProcessTarget, Target
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``stoic chaos`` and its sub-commands."""
+    chaos = subparsers.add_parser("chaos", help="the Simian Army: break things on purpose, safely")
+    sub = chaos.add_subparsers(dest="chaos_command", metavar="ACTION", required=True)
+
+    run = sub.add_parser("run", help="start the configured fleet (if any) and run the monkeys")
+    run.add_argument("--config", required=True, type=Path, help="chaos TOML file")
+    run.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    run.add_argument("--runs", type=int, default=None, help="stop after this many runs")
+    run.add_argument("--once", action="store_true", help="one run, then exit")
+    run.add_argument("--leashed", action="store_true", help="decide and audit, but do not kill")
+    run.add_argument("--speed", type=float, default=None, help="compressed clock: chaos seconds per second")
+    run.set_defaults(handler=_run)
+
+    log = sub.add_parser("log", help="show the audit log")
+    where = log.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", type=Path, help="audit SQLite file")
+    where.add_argument("--config", type=Path, help="chaos TOML file (uses its audit_db)")
+    log.add_argument("--limit", type=int, default=50)
+    log.add_argument("--monkey", default=None)
+    log.add_argument("--outcome", default=None, choices=OUTCOMES)
+    log.add_argument("--json", action="store_true", help="one JSON object per line")
+    log.add_argument("--chart", type=Path, default=None, help="also draw a timeline PNG (needs matplotlib)")
+    log.set_defaults(handler=_log)
+
+    ks = sub.add_parser("kill-switch", help="stop all chaos now (on), allow it again (off), or show it")
+    ks.add_argument("state", choices=("on", "off", "status"))
+    where = ks.add_mutually_exclusive_group(required=True)
+    where.add_argument("--state-dir", type=Path, help="the chaos state directory")
+    where.add_argument("--config", type=Path, help="chaos TOML file (uses its state_dir)")
+    ks.add_argument("--reason", default="", help="why (kept in the switch file)")
+    ks.set_defaults(handler=_kill_switch)
+
+    faults = sub.add_parser("faults", help="show or clear the fleet-wide fault board")
+    faults.add_argument("state", choices=("show", "clear"))
+    where = faults.add_mutually_exclusive_group(required=True)
+    where.add_argument("--state-dir", type=Path)
+    where.add_argument("--config", type=Path)
+    faults.set_defaults(handler=_faults)
+
+    conf = sub.add_parser("conformity", help="check the conformity rules once and report findings")
+    conf.add_argument("--config", required=True, type=Path)
+    conf.add_argument(
+        "--dependencies",
+        default=None,
+        help="dependency snapshots: a JSON file or an http(s) URL (a list, or {'dependencies': [...]})",
+    )
+    conf.set_defaults(handler=_conformity)
+
+
+def _fail(message: str) -> int:
+    print(f"stoic chaos: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return args.state_dir if args.state_dir is not None else load_config(args.config).state_dir
+
+
+def _target(cfg: ChaosConfig, supervisor: Supervisor | None) -> Target:
+    if cfg.target_kind == "kubernetes":
+        from .kubernetes import KubernetesTarget
+
+        o = cfg.target_options
+        return KubernetesTarget(
+            o.get("namespace", "default"),
+            o.get("selector", ""),
+            kubeconfig=o.get("kubeconfig"),
+            context=o.get("context"),
+        )
+    assert supervisor is not None
+    return ProcessTarget(supervisor)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ChaosConfigError as exc:
+        return _fail(str(exc))
+    if args.speed is not None:
+        if not 0 < args.speed <= 100_000:
+            return _fail(f"--speed must be in (0, 100000]; got {args.speed}")
+        cfg.speed = args.speed
+    if args.leashed:
+        cfg.leashed = True
+    runs = 1 if args.once else args.runs
+    if runs is not None and runs < 1:
+        return _fail(f"--runs must be >= 1; got {runs}")
+    if args.duration is not None and args.duration <= 0:
+        return _fail(f"--duration must be > 0 seconds; got {args.duration}")
+    supervisor = None
+    if cfg.target_kind == "processes":
+        supervisor = Supervisor(
+            log_dir=cfg.state_dir / "logs", env={"STOIC_FAULT_BOARD": str(cfg.board.path)}
+        )
+    try:
+        if supervisor is not None and cfg.instances:
+            cfg.start_instances(supervisor)
+            print(f"started {len(supervisor.instances)} instances; waiting until healthy", flush=True)
+            supervisor.wait_healthy(supervisor.instances, timeout=30)
+        army = cfg.army(_target(cfg, supervisor))
+        mode = "leashed (dry run)" if army.leashed else "armed"
+        names = ", ".join(m.name for m in army.monkeys) or "no monkeys"
+        print(f"chaos {mode}: {names}; schedule {army.schedule.describe()}; audit {cfg.audit_db}", flush=True)
+        tty = sys.stdout.isatty()
+
+        def progress(report: RunReport) -> None:
+            alive = len(army.target.fleet().alive())
+            clock = report_time(report)
+            line = f"[run {report.number}] {clock} alive {alive}: {report.summary()}"
+            if report.entries or not tty:
+                print(("\r" if tty else "") + line, flush=True)
+                for e in report.entries:
+                    print(f"    {e.monkey} {e.outcome} {e.target or '-'}: {e.reason}", flush=True)
+            else:
+                print("\r" + line, end="", flush=True)
+
+        try:
+            army.run(interval=cfg.interval, duration=args.duration, runs=runs, progress=progress)
+        except KeyboardInterrupt:
+            army.stop()
+            print("\nstopped", flush=True)
+        army.audit.close()
+    except (ChaosConfigError, TimeoutError, RuntimeError) as exc:
+        return _fail(str(exc))
+    finally:
+        if supervisor is not None:
+            supervisor.close()
+    return 0
+
+
+def report_time(report: RunReport) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(report.at, UTC).strftime("%a %Y-%m-%d %H:%M:%SZ")
+
+
+def _log(args: argparse.Namespace) -> int:
+    try:
+        db = args.db if args.db is not None else load_config(args.config).audit_db
+    except ChaosConfigError as exc:
+        return _fail(str(exc))
+    if not Path(db).exists():
+        return _fail(f"--db {db} does not exist")
+    if args.limit < 1:
+        return _fail(f"--limit must be >= 1; got {args.limit}")
+    with AuditLog(db) as audit:
+        entries = audit.entries(args.limit, monkey=args.monkey, outcome=args.outcome)
+        for e in reversed(entries):
+            if args.json:
+                print(json.dumps(e.to_dict()))
+            else:
+                target = e.target or "-"
+                print(f"{e.when:%Y-%m-%d %H:%M:%S} {e.monkey:<18} {e.outcome:<10} {target:<24} {e.reason}")
+        if args.chart is not None:
+            from .chart import timeline
+
+            timeline(audit.entries(None), args.chart)
+            print(f"chart: {args.chart}")
+    return 0
+
+
+def _kill_switch(args: argparse.Namespace) -> int:
+    try:
+        switch = KillSwitch(_state_dir(args) / "kill-switch")
+    except ChaosConfigError as exc:
+        return _fail(str(exc))
+    if args.state == "on":
+        switch.engage(args.reason or "engaged from the command line")
+    elif args.state == "off":
+        switch.release()
+    print(f"kill switch {'ON' if switch.engaged else 'off'} ({switch.path})")
+    return 0
+
+
+def _faults(args: argparse.Namespace) -> int:
+    try:
+        board = FaultBoard(_state_dir(args) / "faults.json")
+    except ChaosConfigError as exc:
+        return _fail(str(exc))
+    if args.state == "clear":
+        board.clear()
+    rules = board.rules()
+    for r in rules:
+        print(f"{r.monkey}: {r.describe()}")
+    if not rules:
+        print("no active faults")
+    return 0
+
+
+def _conformity(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+        deps = _load_dependencies(args.dependencies) if args.dependencies else []
+    except (ChaosConfigError, ValueError, OSError) as exc:
+        return _fail(str(exc))
+    monkeys = [m for m in cfg.monkeys() if isinstance(m, ConformityMonkey)]
+    monkey = monkeys[0] if monkeys else ConformityMonkey(owners=cfg.owners, notifier=cfg.notifier)
+    monkey.dependencies = lambda: deps
+    kube = cfg.target_kind == "kubernetes"
+    fleet = _target(cfg, None).fleet() if kube else Fleet(_declared(cfg))
+    findings = monkey.check(fleet)
+    for f in findings:
+        print(f"[{f.rule}] {f.subject} (owner {f.owner}): {f.message}")
+    for owner, why in monkey.report(findings).items():
+        print(f"could not tell {owner}: {why}", file=sys.stderr)
+    print(f"{len(findings)} finding(s)")
+    return 1 if findings else 0
+
+
+def _declared(cfg: ChaosConfig) -> list[Any]:
+    from dataclasses import replace
+
+    return [replace(s, owner=s.owner or cfg.owners.get(s.app)) for s in cfg.instances]
+
+
+def _load_dependencies(source: str) -> Sequence[Mapping[str, Any]]:
+    if source.startswith(("http://", "https://")):
+        with urllib.request.urlopen(source, timeout=5) as resp:
+            data = json.loads(resp.read())
+    else:
+        data = json.loads(Path(source).read_text())
+    if isinstance(data, dict):
+        data = data.get("dependencies", data.get("circuits"))
+    if not isinstance(data, list) or not all(isinstance(d, dict) and "name" in d for d in data):
+        raise ValueError("--dependencies must hold a JSON list of dependency snapshots (each with a 'name')")
+    return data
+
+
+__all__ = ["add_parser"]

@@ -1,0 +1,188 @@
+"""Conformity Monkey: finds instances and dependencies that break the rules, and tells their owners."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ._monkey import Action, RunContext, check_duration
+from .fleet import Fleet
+from .notify import LogNotifier, Notifier
+from .safety import BlastRadius
+from .schedule import Schedule
+
+log = logging.getLogger("stoic.chaos.conformity")
+
+#: who hears about findings nobody owns
+UNOWNED = "unowned"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One broken rule: which rule, about what, whose problem, in plain words."""
+
+    rule: str
+    subject: str
+    owner: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the rules look at: the fleet, dependency snapshots and the app -> owner book."""
+
+    fleet: Fleet
+    dependencies: Sequence[Mapping[str, Any]]
+    owners: Mapping[str, str]
+
+    def owner_of(self, app: str) -> str | None:
+        if self.owners.get(app):
+            return self.owners[app]
+        found = {getattr(m, "owner", None) for m in self.fleet.select(app=app)} - {None, ""}
+        return sorted(found)[0] if found else None  # type: ignore[type-var]
+
+
+Rule = Callable[[Facts], Iterable[Finding]]
+
+
+def has_fallback(facts: Facts) -> Iterable[Finding]:
+    """Every guarded dependency has at least one fallback."""
+    for dep in facts.dependencies:
+        if not dep.get("has_fallback"):
+            yield Finding(
+                "has_fallback",
+                str(dep.get("name")),
+                str(dep.get("owner") or UNOWNED),
+                f"dependency {dep.get('name')!r} has no fallback: when it fails, its callers fail",
+            )
+
+
+def runs_in_zones(min_zones: int = 2) -> Rule:
+    """Every app runs alive instances in at least `min_zones` zones."""
+    if min_zones < 1:
+        raise ValueError(f"min_zones must be >= 1; got {min_zones!r}")
+
+    def rule(facts: Facts) -> Iterable[Finding]:
+        for app, members in facts.fleet.by_app().items():
+            zones = members.alive().zones
+            if len(zones) < min_zones:
+                yield Finding(
+                    f"runs_in_{min_zones}_zones",
+                    app,
+                    facts.owner_of(app) or UNOWNED,
+                    f"app {app!r} runs in {len(zones)} zone(s) {zones}; a zone outage would take it down "
+                    f"(needs >= {min_zones})",
+                )
+
+    rule.__name__ = f"runs_in_{min_zones}_zones"
+    return rule
+
+
+def has_owner(facts: Facts) -> Iterable[Finding]:
+    """Every app and every dependency has an owner to page."""
+    for app in facts.fleet.apps:
+        if not facts.owner_of(app):
+            yield Finding(
+                "has_owner", app, UNOWNED, f"app {app!r} has no owner: nobody would be told it broke"
+            )
+    for dep in facts.dependencies:
+        if not dep.get("owner"):
+            yield Finding(
+                "has_owner", str(dep.get("name")), UNOWNED, f"dependency {dep.get('name')!r} has no owner"
+            )
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (has_fallback, runs_in_zones(2), has_owner)
+
+
+def guard_snapshots() -> list[dict[str, Any]]:
+    """This process's guarded dependencies (``stoic.guard.registry.snapshot()``)."""
+    from stoic.guard import registry
+
+    return list(registry.snapshot())
+
+
+class ConformityMonkey:
+    """Checks `rules` at most every `every` chaos-clock seconds and sends each owner their findings.
+
+    `dependencies` returns dependency snapshots (default: this process's `stoic.guard` registry);
+    `owners` maps app -> owner (instances may also carry an owner).
+    """
+
+    name = "conformity-monkey"
+
+    def __init__(
+        self,
+        rules: Sequence[Rule] = DEFAULT_RULES,
+        *,
+        notifier: Notifier | None = None,
+        dependencies: Callable[[], Sequence[Mapping[str, Any]]] = guard_snapshots,
+        owners: Mapping[str, str] | None = None,
+        every: float = 86400.0,
+        schedule: Schedule | None = None,
+    ) -> None:
+        check_duration(every, "conformity.every", allow_none=False)
+        self.rules = tuple(rules)
+        self.notifier: Notifier = notifier or LogNotifier()
+        self.dependencies = dependencies
+        self.owners = dict(owners or {})
+        self.every = every
+        self.schedule = schedule
+        self.limits: BlastRadius | None = None
+        self._last: float | None = None
+        self.undelivered: dict[str, str] = {}  # owner -> why the latest report did not reach them
+
+    def check(self, fleet: Fleet) -> list[Finding]:
+        """Run every rule now."""
+        facts = Facts(fleet, list(self.dependencies()), self.owners)
+        return [f for rule in self.rules for f in rule(facts)]
+
+    def report(self, findings: Sequence[Finding]) -> dict[str, str]:
+        """Send each owner their findings; returns the owners that could not be told, with why.
+
+        A failing notifier never stops the others (nor the army): the failure is logged and returned.
+        """
+        by_owner: dict[str, list[Finding]] = {}
+        for f in findings:
+            by_owner.setdefault(f.owner, []).append(f)
+        undelivered: dict[str, str] = {}
+        for owner in sorted(by_owner):
+            try:
+                self.notifier.notify(owner, by_owner[owner])
+            except Exception as exc:
+                log.warning("could not tell %s about %d finding(s): %r", owner, len(by_owner[owner]), exc)
+                undelivered[owner] = repr(exc)
+        self.undelivered = undelivered
+        return undelivered
+
+    def plan(self, ctx: RunContext) -> Sequence[Action]:
+        if self._last is not None and ctx.timestamp - self._last < self.every:
+            return []
+        self._last = ctx.timestamp
+        findings = tuple(self.check(ctx.fleet))
+        return [Action(self.name, "conformity", f"{len(findings)} finding(s)", findings=findings)]
+
+    def apply(self, action: Action) -> None:
+        self.report(action.findings)
+
+    def __repr__(self) -> str:
+        return f"ConformityMonkey(rules={[getattr(r, '__name__', r) for r in self.rules]})"
+
+
+__all__ = [
+    "DEFAULT_RULES",
+    "UNOWNED",
+    "ConformityMonkey",
+    "Facts",
+    "Finding",
+    "Rule",
+    "guard_snapshots",
+    "has_fallback",
+    "has_owner",
+    "runs_in_zones",
+]

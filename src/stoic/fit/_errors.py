@@ -1,0 +1,20 @@
+"""Errors raised by stoic.fit."""
+
+from __future__ import annotations
+
+
+class InvalidScenario(ValueError):
+    """A scenario or identity field is outside its allowed values; the message names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidHeader(ValueError):
+    """A failure-plan header that must not be honoured; `reason` is a short, stable tag."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,66 @@
+"""stoic.guard: every outbound call with a deadline, a bulkhead, a breaker, retries and fallbacks.
+
+Standard library only.
+
+>>> from stoic.guard import Dependency, Fallback
+>>> catalog = Dependency("catalog", timeout=0.2, fallbacks=[Fallback.value([], name="empty")])
+>>> catalog.execute(lambda: 1 / 0).source
+'empty'
+"""
+
+from ._clock import Clock, ManualClock, SystemClock
+from ._dependency import BreakerControl, Dependency
+from ._errors import (
+    BreakerOpen,
+    BulkheadFull,
+    ConfigError,
+    DeadlineExceeded,
+    DependencyFailed,
+    GuardError,
+    InjectedFailure,
+)
+from ._events import Event, Outcome, Result
+from ._inject import FAULT_KINDS, Fault, Injector, current_fault, inject, set_process_injector
+from ._policies import (
+    BreakerPolicy,
+    Bulkhead,
+    Fallback,
+    Retry,
+    RetryBudget,
+    SemaphoreBulkhead,
+    ThreadPoolBulkhead,
+)
+from ._registry import Registry, registry
+
+__all__ = [
+    "FAULT_KINDS",
+    "BreakerControl",
+    "BreakerOpen",
+    "BreakerPolicy",
+    "Bulkhead",
+    "BulkheadFull",
+    "Clock",
+    "ConfigError",
+    "DeadlineExceeded",
+    "Dependency",
+    "DependencyFailed",
+    "Event",
+    "Fallback",
+    "Fault",
+    "GuardError",
+    "InjectedFailure",
+    "Injector",
+    "ManualClock",
+    "Outcome",
+    "Registry",
+    "Result",
+    "Retry",
+    "RetryBudget",
+    "SemaphoreBulkhead",
+    "SystemClock",
+    "ThreadPoolBulkhead",
+    "current_fault",
+    "inject",
+    "registry",
+    "set_process_injector",
+]

@@ -1,0 +1,52 @@
+"""Deadlines for coroutines without a timer per call.
+
+`asyncio.wait_for` spawns a task per call and `asyncio.timeout` schedules (and cancels) a timer
+handle per call. A dependency has one timeout, so its deadlines arrive in order: a queue of
+in-flight calls and a single armed timer, set for the oldest unfinished deadline, are enough.
+When the timer fires it drops finished entries, cancels overdue tasks and re-arms for the next.
+Cost per call: one small list and a deque append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+RUNNING, DONE, EXPIRED = 0, 1, 2
+
+
+class Deadlines:
+    """In-flight coroutine calls of one dependency on one event loop."""
+
+    __slots__ = ("armed", "loop", "pending", "timeout")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        # entries: [deadline (loop time), task, RUNNING | DONE | EXPIRED]
+        self.pending: deque[list[Any]] = deque()
+        self.armed = False
+
+    def start(self, task: asyncio.Task[Any]) -> list[Any]:
+        """Register `task` for cancellation at now + timeout; mark the entry DONE when it ends."""
+        entry: list[Any] = [self.loop.time() + self.timeout, task, RUNNING]
+        self.pending.append(entry)
+        if not self.armed:
+            self.armed = True
+            self.loop.call_at(entry[0], self._fire)
+        return entry
+
+    def _fire(self) -> None:
+        now = self.loop.time()
+        pending = self.pending
+        while pending:
+            entry = pending[0]
+            if entry[2] == RUNNING:
+                if entry[0] > now:
+                    self.loop.call_at(entry[0], self._fire)
+                    return
+                entry[2] = EXPIRED
+                entry[1].cancel()
+            pending.popleft()
+        self.armed = False

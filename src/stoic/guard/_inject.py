@@ -1,0 +1,71 @@
+"""The fault injection point: one contextvar per request, one process-wide slot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from ._errors import ConfigError
+
+FaultKind = Literal["error", "delay", "timeout", "reject"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("error", "delay", "timeout", "reject")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """What to do to one call: fail it, delay it, time it out or reject it.
+
+    >>> Fault("delay", delay=0.2).kind
+    'delay'
+    """
+
+    kind: FaultKind
+    delay: float = 0.0
+    message: str = "injected"
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ConfigError(f"Fault.kind must be one of {', '.join(FAULT_KINDS)}; got {self.kind!r}")
+        delay = self.delay
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 3600:
+            raise ConfigError(f"Fault.delay must be a number of seconds in [0, 3600], got {self.delay!r}")
+
+
+class Injector(Protocol):
+    """Decides, per dependency, whether the current call gets a fault."""
+
+    def fault_for(self, dependency: str) -> Fault | None: ...
+
+
+_request_injector: ContextVar[Injector | None] = ContextVar("stoic_injector", default=None)
+# A one-item list so the hot path reads it without a global statement or a lock.
+_process_injector: list[Injector | None] = [None]
+
+
+@contextmanager
+def inject(injector: Injector | None) -> Iterator[None]:
+    """Apply `injector` to the calls made in this context only (this request, task or thread)."""
+    token = _request_injector.set(injector)
+    try:
+        yield
+    finally:
+        _request_injector.reset(token)
+
+
+def set_process_injector(injector: Injector | None) -> None:
+    """Apply `injector` to every call in this process (fleet-wide faults); None removes it."""
+    _process_injector[0] = injector
+
+
+def current_fault(dependency: str) -> Fault | None:
+    """The fault for `dependency` in this context: the request's injector first, then the process's."""
+    request = _request_injector.get()
+    if request is not None:
+        fault = request.fault_for(dependency)
+        if fault is not None:
+            return fault
+    process = _process_injector[0]
+    return None if process is None else process.fault_for(dependency)

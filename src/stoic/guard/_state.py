@@ -1,0 +1,324 @@
+"""One dependency's shared state: breaker, bulkhead permits and rolling window.
+
+Sync and asyncio calls share this object, so there is one truth per dependency.
+
+The hot path is lock-free on admission: while the breaker is closed, `gate_open` is a plain
+attribute read and a bulkhead permit is a `list.pop()` (atomic), so a call takes one lock, when
+it records its outcome. Every state change happens under the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from ._clock import Clock
+from ._events import Event, Outcome
+from ._policies import BreakerPolicy
+from ._window import FOLD_AFTER, N_BINS, RollingWindow
+
+CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+STATE_NAMES = ("closed", "open", "half_open")
+
+ADMITTED = 0
+TRIAL = -1  # admitted as one of the half-open trial calls
+_SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(Outcome.TIMEOUT)
+_SLOW, _REJECTED, _SHORT = int(Outcome.SLOW), int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED)
+_RETRY = int(Outcome.RETRY)
+_LAST_BIN = N_BINS - 1
+UNBOUNDED = 2**62
+
+
+class DependencyState:
+    __slots__ = (
+        "_cond", "_sync_waiters", "async_waiters", "breaker", "check_ns", "checked_at", "clock", "emit",
+        "forced", "gate_open", "lock", "max_active", "max_wait_s", "name", "open_ns", "opened_at", "permits",
+        "slow_ns", "state", "trial_errors", "trial_results", "trials_left", "waiters", "window",
+    )
+
+    def __init__(self, name: str, policy: BreakerPolicy | None, max_active: int, max_wait: float,
+                 slow_after: float | None, levels: int, clock: Clock,
+                 emit: Callable[[Event], None]) -> None:
+        self.name = name
+        self.breaker = policy
+        self.clock = clock
+        self.emit = emit
+        self.lock = threading.Lock()
+        self._cond = threading.Condition(self.lock)
+        self._sync_waiters = 0
+        self.waiters = 0  # sync + async waiters, read without the lock on release
+        self.async_waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self.max_active = max_active
+        self.max_wait_s = max_wait
+        # One token per free slot; None when unbounded. pop/append are atomic, no lock needed.
+        self.permits: list[int] | None = [1] * max_active if max_active < UNBOUNDED else None
+        self.state = CLOSED
+        self.gate_open = True  # closed and not forced: admission needs no lock
+        self.forced: int | None = None
+        self.opened_at = 0
+        window, buckets = (policy.window, policy.buckets) if policy else (10.0, 10)
+        self.window = RollingWindow(window, buckets, levels)
+        self.open_ns = int(policy.open_for * 1e9) if policy else 0
+        slow = policy.slow_call if policy and policy.slow_call is not None else slow_after
+        self.slow_ns = int(slow * 1e9) if slow is not None else 0
+        self.check_ns = int(policy.check_interval * 1e9) if policy else 0
+        self.checked_at = -self.check_ns  # the first failure may be judged at once
+        self.trials_left = 0
+        self.trial_results = 0
+        self.trial_errors = 0
+
+    @property
+    def active(self) -> int:
+        return 0 if self.permits is None else self.max_active - len(self.permits)
+
+    # -- admission -------------------------------------------------------------------------
+    def enter(self, now: int) -> int:
+        """ADMITTED, TRIAL, or the Outcome code (REJECTED / SHORT_CIRCUITED) that refused the call."""
+        admitted = ADMITTED
+        if not self.gate_open:
+            with self.lock:
+                admitted = self._breaker_admits(now)
+            if admitted > 0:
+                self.count(_SHORT)
+                return _SHORT
+        permits = self.permits
+        if permits is not None:
+            try:
+                permits.pop()
+            except IndexError:
+                if self.max_wait_s <= 0 or not self._wait_sync():
+                    self._refuse(admitted)
+                    return _REJECTED
+        return admitted
+
+    async def enter_async(self, now: int) -> int:
+        """`enter`, waiting up to `max_wait` for a permit without blocking the event loop."""
+        admitted = ADMITTED
+        if not self.gate_open:
+            with self.lock:
+                admitted = self._breaker_admits(now)
+            if admitted > 0:
+                self.count(_SHORT)
+                return _SHORT
+        permits = self.permits
+        if permits is None:
+            return admitted
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while True:
+            try:
+                permits.pop()
+                return admitted
+            except IndexError:
+                left = deadline - loop.time()
+                if left <= 0:
+                    self._refuse(admitted)
+                    return _REJECTED
+            future: asyncio.Future[None] = loop.create_future()
+            entry = (loop, future)
+            with self.lock:
+                self.async_waiters.append(entry)
+                self.waiters += 1
+            try:
+                await asyncio.wait_for(future, left)
+            except TimeoutError:
+                pass
+            finally:
+                with self.lock:
+                    self.waiters -= 1
+                    if entry in self.async_waiters:
+                        self.async_waiters.remove(entry)
+
+    def _wait_sync(self) -> bool:
+        """Wait up to max_wait for a permit; True when one was taken."""
+        assert self.permits is not None
+        deadline = self.clock.now_ns() + int(self.max_wait_s * 1e9)
+        with self.lock:
+            self._sync_waiters += 1
+            self.waiters += 1
+            try:
+                while True:
+                    try:
+                        self.permits.pop()
+                        return True
+                    except IndexError:
+                        left = (deadline - self.clock.now_ns()) / 1e9
+                        if left <= 0:
+                            return False
+                        self._cond.wait(left)
+            finally:
+                self._sync_waiters -= 1
+                self.waiters -= 1
+
+    def _refuse(self, admitted: int) -> None:
+        with self.lock:
+            if admitted == TRIAL:
+                self.trials_left += 1  # give the trial slot back
+            self._count(self.clock.now_ns(), _REJECTED)
+
+    def _breaker_admits(self, now: int) -> int:
+        if self.forced is not None:
+            return ADMITTED if self.forced == CLOSED else _SHORT
+        if self.state == OPEN:
+            if now - self.opened_at < self.open_ns:
+                return _SHORT
+            self._transition(HALF_OPEN)
+            self.trials_left = self.breaker.trial_calls if self.breaker else 1
+            self.trial_results = self.trial_errors = 0
+        if self.state == HALF_OPEN:
+            if self.trials_left <= 0:
+                return _SHORT
+            self.trials_left -= 1
+            return TRIAL
+        return ADMITTED
+
+    def allows(self, now: int) -> bool:
+        """Would a call be let through the breaker now? (no side effects; used before retrying)"""
+        if self.forced is not None:
+            return self.forced == CLOSED
+        if self.state == OPEN:
+            return now - self.opened_at >= self.open_ns
+        return self.state == CLOSED or self.trials_left > 0
+
+    # -- recording -------------------------------------------------------------------------
+    def leave(self, now: int, outcome: int, latency_ns: int, admitted: int, release: bool = True) -> None:
+        """Record one admitted call's outcome (-1: none) and free its bulkhead permit unless told not to.
+
+        A plain success takes no lock: it appends its code to the bucket's log (see _window).
+        """
+        if release and self.permits is not None:
+            self.permits.append(1)
+            if self.waiters:
+                self._wake_one()
+        if outcome < 0:
+            return
+        # The log code, inlined from _window.code: this runs on every call.
+        if latency_ns < 8:
+            b = latency_ns if latency_ns > 0 else 0
+        else:
+            bits = latency_ns.bit_length()
+            b = (bits - 3) * 8 + ((latency_ns >> (bits - 4)) - 8)
+            if b > _LAST_BIN:
+                b = _LAST_BIN
+        slow = 0 < self.slow_ns <= latency_ns
+        window = self.window
+        epoch = now // window.bucket_ns
+        i = epoch % window.n
+        if window.epochs[i] != epoch:
+            with self.lock:
+                window.roll(epoch)
+        log = window.logs[i]
+        log.append(((outcome << 1) | slow) * N_BINS + b)
+        if outcome == _SUCCESS and not slow and admitted != TRIAL:
+            if len(log) > FOLD_AFTER:
+                with self.lock:
+                    window.fold(i)
+            return
+        if admitted != TRIAL and (self.state != CLOSED or now - self.checked_at < self.check_ns):
+            return  # nothing to decide yet: the counts wait in the log
+        with self.lock:
+            if self.breaker is None or self.forced is not None:
+                return
+            if admitted == TRIAL:
+                self._judge_trial(outcome != _SUCCESS)
+            elif self.state == CLOSED and now - self.checked_at >= self.check_ns:
+                self.checked_at = now
+                self._check_health(now)
+
+    def release(self) -> None:
+        """Give a bulkhead permit back and wake one waiter, if any."""
+        assert self.permits is not None
+        self.permits.append(1)
+        if self.waiters:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        with self.lock:
+            if self._sync_waiters:
+                self._cond.notify()
+            elif self.async_waiters:
+                loop, future = self.async_waiters.popleft()
+                loop.call_soon_threadsafe(_wake, future)
+
+
+    def retry_allowed(self, now: int, ratio: float, floor_per_second: float) -> bool:
+        """Is there retry budget left in the window? Spends one retry if so."""
+        with self.lock:
+            self.window.slot(now)
+            self.window.fold_all()
+            t = self.window.totals
+            calls = t[_SUCCESS] + t[_FAILURE] + t[_TIMEOUT] + t[_REJECTED] + t[_SHORT]
+            span = self.window.bucket_ns * self.window.n / 1e9
+            if t[_RETRY] + 1 > ratio * calls + floor_per_second * span:
+                return False
+            self._count(now, _RETRY)
+            return True
+
+    def _judge_trial(self, failed: bool) -> None:
+        if self.state != HALF_OPEN:
+            return
+        assert self.breaker is not None
+        self.trial_results += 1
+        self.trial_errors += failed
+        if self.trial_errors >= self.breaker.error_rate * self.breaker.trial_calls:
+            self._open(self.clock.now_ns())
+        elif self.trial_results >= self.breaker.trial_calls:
+            self.window.reset()
+            self._transition(CLOSED)
+
+    def _check_health(self, now: int) -> None:
+        assert self.breaker is not None
+        self.window.fold_all()
+        t = self.window.totals
+        calls = t[_SUCCESS] + t[_FAILURE] + t[_TIMEOUT]
+        if calls < self.breaker.min_calls:
+            return
+        if (t[_FAILURE] + t[_TIMEOUT]) >= self.breaker.error_rate * calls or (
+            self.slow_ns and t[_SLOW] >= self.breaker.slow_rate * calls
+        ):
+            self._open(now)
+
+    def _open(self, now: int) -> None:
+        self.opened_at = now
+        self.trials_left = 0
+        self._transition(OPEN)
+
+    def _transition(self, state: int) -> None:
+        self.gate_open = state == CLOSED and self.forced is None
+        if state != self.state:
+            self.state = state
+            self.emit(Event(self.name, Outcome.STATE_CHANGE, state=STATE_NAMES[state]))
+
+    def count(self, outcome: int, level: int = -1) -> None:
+        """Count an event that holds no bulkhead permit (refusals, fallbacks, retries)."""
+        with self.lock:
+            self._count(self.clock.now_ns(), outcome, level)
+
+    def _count(self, now: int, outcome: int, level: int = -1) -> None:
+        i = self.window.slot(now)
+        self.window.counts[i][outcome] += 1
+        self.window.totals[outcome] += 1
+        if level >= 0:
+            self.window.fallbacks[i][level] += 1
+
+    # -- control ---------------------------------------------------------------------------
+    def force(self, state: int | None) -> None:
+        with self.lock:
+            self.forced = state
+            if state is None:
+                self.window.reset()
+                self.trials_left = 0
+                self._transition(CLOSED)
+            else:
+                self._transition(state)
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES[self.forced if self.forced is not None else self.state]
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,152 @@
+"""A time-based rolling window in buckets: counts per outcome, fallback levels and a latency histogram.
+
+Recording is lock-free: a finished call appends one integer code (outcome, slow flag, latency bin)
+to its bucket's log with `list.append`, which is atomic. Readers fold the unread tail of a log into
+counters under the owner's lock (with `collections.Counter`, in C) when they need exact figures:
+on a failure, a snapshot, a bucket roll, or when a log grows past FOLD_AFTER entries.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ._events import Outcome
+
+N_COUNTS = len(Outcome)
+# Log-linear latency bins (8 per power of two, so <= 12.5 % error), nanoseconds up to ~4.9 hours.
+N_BINS = 8 * 42
+FOLD_AFTER = 1 << 14  # bounds a bucket's unfolded log (memory) between reads
+
+
+def latency_bin(ns: int) -> int:
+    if ns < 8:
+        return ns if ns > 0 else 0
+    b = ns.bit_length()
+    index = (b - 3) * 8 + ((ns >> (b - 4)) - 8)
+    return index if index < N_BINS else N_BINS - 1
+
+
+def bin_value(index: int) -> float:
+    """The middle of a bin, in nanoseconds."""
+    if index < 8:
+        return float(index)
+    b = index // 8 + 3
+    width = 1 << (b - 4)
+    return ((index % 8 + 8) << (b - 4)) + width / 2
+
+
+def code(outcome: int, slow: bool, latency_ns: int) -> int:
+    """The integer a finished call appends to its bucket's log."""
+    return ((outcome << 1) | slow) * N_BINS + latency_bin(latency_ns)
+
+
+class RollingWindow:
+    """Not thread-safe for readers: the owner holds its lock around fold, roll, reset and snapshot."""
+
+    __slots__ = ("bucket_ns", "counts", "epochs", "fallbacks", "hist", "levels", "logs", "n", "totals")
+
+    def __init__(self, window_s: float, buckets: int, levels: int) -> None:
+        self.n = buckets
+        self.bucket_ns = max(1, int(window_s * 1e9) // buckets)
+        self.levels = max(1, levels)
+        self.epochs = [-1] * buckets
+        self.logs: list[list[int]] = [[] for _ in range(buckets)]
+        self.counts = [[0] * N_COUNTS for _ in range(buckets)]
+        self.fallbacks = [[0] * self.levels for _ in range(buckets)]
+        self.hist = [[0] * N_BINS for _ in range(buckets)]
+        self.totals = [0] * N_COUNTS  # running sums over the live buckets, for an O(1) health check
+
+    def slot(self, now_ns: int) -> int:
+        """Index of the bucket for `now_ns`, expiring buckets that fell out of the window."""
+        epoch = now_ns // self.bucket_ns
+        i = epoch % self.n
+        if self.epochs[i] != epoch:
+            self.roll(epoch)
+        return i
+
+    def fold(self, i: int) -> None:
+        """Move bucket i's unread log entries into its counters."""
+        log = self.logs[i]
+        fresh = log[:]  # atomic copy, then an atomic delete of just that prefix:
+        del log[: len(fresh)]  # entries appended in between stay for the next fold
+        if not fresh:
+            return
+        counts, hist, totals = self.counts[i], self.hist[i], self.totals
+        for c, k in Counter(fresh).items():
+            kind, b = divmod(c, N_BINS)
+            outcome = kind >> 1
+            counts[outcome] += k
+            totals[outcome] += k
+            hist[b] += k
+            if kind & 1:
+                counts[Outcome.SLOW] += k
+                totals[Outcome.SLOW] += k
+
+    def fold_all(self) -> None:
+        for j in range(self.n):
+            if self.epochs[j] >= 0:
+                self.fold(j)
+
+    def roll(self, epoch: int) -> None:
+        if self.epochs[epoch % self.n] == epoch:
+            return  # another thread rolled first
+        oldest = epoch - self.n + 1
+        totals = self.totals
+        for j in range(self.n):
+            held = self.epochs[j]
+            if held != -1 and (held < oldest or (j == epoch % self.n and held != epoch)):
+                self.fold(j)
+                row = self.counts[j]
+                for k in range(N_COUNTS):
+                    totals[k] -= row[k]
+                    row[k] = 0
+                self.logs[j] = []
+                self.fallbacks[j] = [0] * self.levels
+                self.hist[j] = [0] * N_BINS
+                self.epochs[j] = -1
+        self.epochs[epoch % self.n] = epoch
+
+    def reset(self) -> None:
+        for j in range(self.n):
+            self.epochs[j] = -1
+            self.logs[j] = []
+            self.counts[j] = [0] * N_COUNTS
+            self.fallbacks[j] = [0] * self.levels
+            self.hist[j] = [0] * N_BINS
+        self.totals = [0] * N_COUNTS
+
+    def snapshot(self, now_ns: int) -> tuple[list[int], list[int], dict[str, float]]:
+        """(counts per outcome, counts per fallback level, latency in ms) over the live window."""
+        self.slot(now_ns)
+        self.fold_all()
+        fallbacks = [0] * self.levels
+        merged = [0] * N_BINS
+        for j in range(self.n):
+            if self.epochs[j] < 0:
+                continue
+            for k, c in enumerate(self.fallbacks[j]):
+                fallbacks[k] += c
+            for k, c in enumerate(self.hist[j]):
+                if c:
+                    merged[k] += c
+        return list(self.totals), fallbacks, percentiles(merged)
+
+
+def percentiles(hist: list[int]) -> dict[str, float]:
+    total = sum(hist)
+    out = {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
+    if not total:
+        return out
+    out["mean"] = sum(c * bin_value(i) for i, c in enumerate(hist) if c) / total / 1e6
+    targets = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)]
+    seen = 0
+    t = 0
+    for i, c in enumerate(hist):
+        if not c:
+            continue
+        seen += c
+        while t < len(targets) and seen >= targets[t][1] * total:
+            out[targets[t][0]] = bin_value(i) / 1e6
+            t += 1
+        out["max"] = bin_value(i) / 1e6
+    return {k: round(x, 4) for k, x in out.items()}

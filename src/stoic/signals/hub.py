@@ -1,0 +1,421 @@
+"""`Signals`: indicators, detectors, burn rates, alerts, history and churn risk behind one object."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stoic.signals import _validate
+from stoic.signals.alerts import Alert, burn_alert, drop_alert
+from stoic.signals.burnrate import DEFAULT_RULES, BurnRate, BurnRateRule
+from stoic.signals.churn import ChurnRisk
+from stoic.signals.context import ContextEvent, likely_cause
+from stoic.signals.detector import DropDetector
+from stoic.signals.history import History
+from stoic.signals.indicators import BUILT_IN, DIRECTION, LABELS, SPS, Indicators
+from stoic.signals.ingest import IngestError, Metric, Playback, Start, parse
+from stoic.signals.ownership import Ownership
+from stoic.signals.webhook import AlertRouter, Delivery, WebhookReceiver
+
+if TYPE_CHECKING:
+    from stoic.guard import Event, Registry
+
+# Noise floor per indicator: no alert unless the move is at least this big in absolute terms
+# (starts per second, or a ratio), whatever the band says. Quiet hours live below it.
+FLOORS = {SPS: 0.2, "error_rate": 0.02, "rebuffer_ratio": 0.01}
+MIN_RATIO = {SPS: 0.15, "error_rate": 0.5, "rebuffer_ratio": 0.5}
+
+
+@dataclass(slots=True)
+class _Track:
+    detector: DropDetector
+    points: deque[tuple[float, float | None, float | None, float | None]]
+
+
+class Signals:
+    """Leading indicators with anomaly detection and alerting, for one process.
+
+    `interval` is the bucket width (s); `day` the season length (s) of the expected pattern, which
+    can be shortened to compress time in demos and tests, as can `time_scale` for burn-rate
+    windows. `db` (a path) keeps history in SQLite across restarts.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float = 60.0,
+        day: float = 86400.0,
+        db: str | Path | None = None,
+        ownership: Ownership | None = None,
+        receivers: list[WebhookReceiver] | None = None,
+        slo: float = 0.999,
+        burn_rules: tuple[BurnRateRule, ...] = DEFAULT_RULES,
+        time_scale: float = 1.0,
+        floors: dict[str, float] | None = None,
+        k: float = 3.0,
+        confirm: int = 2,
+        lookback: float | None = None,
+        retention: int | None = None,
+        churn_half_life: float = 3 * 86400.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.interval = _validate.number("interval", interval, low=0.0, low_open=True)
+        self.day = _validate.number("day", day, low=2 * self.interval)
+        self.season = round(self.day / self.interval)
+        self.k = _validate.number("k", k, low=0.0, low_open=True)
+        self.confirm = _validate.integer("confirm", confirm, low=1, high=100)
+        self.lookback = _validate.number(
+            "lookback", lookback if lookback is not None else 15 * self.interval, low=0.0
+        )
+        self.floors = {**FLOORS, **(floors or {})}
+        self.clock = clock
+        self.retention = retention if retention is not None else 2 * self.season
+        self.indicators = Indicators(self.interval, retention=self.retention, clock=clock)
+        self.ownership = ownership or Ownership()
+        self.router = AlertRouter(receivers, clock=clock)
+        self.slo = slo
+        self._burn_args: dict[str, Any] = {
+            "slo": slo,
+            "rules": burn_rules,
+            "time_scale": time_scale,
+            "clock": clock,
+        }
+        BurnRate(**self._burn_args)  # validate now, at the edge, not at the first start
+        self.churn = ChurnRisk(half_life=churn_half_life, clock=clock)
+        self.history = History(db) if db is not None else None
+        self._lock = threading.RLock()
+        self._tracks: dict[tuple[str, str], _Track] = {}
+        self._burn: dict[str, BurnRate] = {}
+        self._evaluated: dict[str, int] = {}  # region -> last evaluated bucket index
+        self._firing: dict[str, Alert] = {}  # alert id -> alert
+        self._recent: deque[Alert] = deque(maxlen=200)
+        self._events: deque[ContextEvent] = deque(maxlen=1000)
+        self._fallbacks: dict[tuple[str, str], int] = {}
+        self._fallback_hour = 0.0
+
+    # ---- recording -------------------------------------------------------------------------
+    def observe_start(
+        self,
+        region: str = "global",
+        *,
+        ok: bool = True,
+        account: str | None = None,
+        at: float | None = None,
+        count: int = 1,
+    ) -> None:
+        """`count` stream start attempts in `region` (ok=False: they failed)."""
+        _validate.region("region", region)
+        _validate.integer("count", count, low=1)
+        at = self.clock() if at is None else at
+        self.indicators.observe_start(region, ok=ok, at=at, count=count)
+        with self._lock:
+            burn = self._burn.get(region)
+            if burn is None:
+                burn = self._burn[region] = BurnRate(**self._burn_args)
+        burn.observe(ok, at=at, count=count)
+        if account is not None:
+            self.churn.observe_start(account, ok, at=at)
+
+    def observe_playback(
+        self,
+        region: str = "global",
+        *,
+        watched_s: float,
+        rebuffer_s: float = 0.0,
+        account: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """`watched_s` seconds of playback during which the viewer waited `rebuffer_s` seconds."""
+        _validate.region("region", region)
+        watched_s = _validate.number("watched_s", watched_s, low=0.0)
+        rebuffer_s = _validate.number("rebuffer_s", rebuffer_s, low=0.0)
+        self.indicators.observe_playback(region, watched_s=watched_s, rebuffer_s=rebuffer_s, at=at)
+        if account is not None:
+            self.churn.observe_playback(account, watched_s, rebuffer_s, at=at)
+
+    def record(self, name: str, value: float, region: str = "global", *, at: float | None = None) -> None:
+        """A measured value for indicator `name` (e.g. "sps" counted by the app itself)."""
+        _validate.name("name", name)
+        _validate.region("region", region)
+        self.indicators.record(name, _validate.number("value", value), region, at=at)
+
+    def add_event(
+        self,
+        kind: str,
+        *,
+        target: str,
+        description: str = "",
+        region: str | None = None,
+        at: float | None = None,
+    ) -> ContextEvent:
+        """Report something that may explain an anomaly: chaos, zone_outage, breaker, deploy, note."""
+        event = ContextEvent(self.clock() if at is None else at, kind, target, description, region)
+        with self._lock:
+            self._events.append(event)
+        if self.history is not None:
+            self.history.record_event(event)
+        return event
+
+    def ingest(self, body: object) -> dict[str, int]:
+        """Validate a JSON body (see docs/signals.md) and record it; raises IngestError."""
+        observations = parse(body, now=self.clock())
+        for ob in observations:
+            if isinstance(ob, Start):
+                self.observe_start(ob.region, ok=ob.ok, account=ob.account, at=ob.at)
+            elif isinstance(ob, Playback):
+                self.observe_playback(
+                    ob.region, watched_s=ob.watched_s, rebuffer_s=ob.rebuffer_s, account=ob.account, at=ob.at
+                )
+            elif isinstance(ob, Metric):
+                try:
+                    self.indicators.record(ob.name, ob.value, ob.region, at=ob.at)
+                except ValueError as exc:
+                    raise IngestError("region", str(exc)) from None
+            else:
+                self.add_event(
+                    ob.kind, target=ob.target, description=ob.description, region=ob.region, at=ob.at
+                )
+        self.evaluate()
+        return {"accepted": len(observations)}
+
+    # ---- stoic.guard -----------------------------------------------------------------------
+    def watch(self, registry: Registry) -> Callable[[], None]:
+        """Listen to a `stoic.guard` registry: breaker state changes become context events (the
+        dependency's `owner` becomes its owning team) and fallback answers are counted.
+        Returns a function that stops listening."""
+        for dep in _all(registry):
+            owner = getattr(dep, "owner", None)
+            if owner:
+                self.ownership.learn_dependency(dep.name, owner)
+        return registry.listen(lambda event: self._on_guard_event(event, registry))
+
+    def _on_guard_event(self, event: Event, registry: Registry) -> None:
+        outcome = getattr(getattr(event, "outcome", None), "name", "").lower()
+        if outcome == "state_change" and event.state:
+            try:
+                dep = registry.get(event.dependency)
+            except KeyError:  # a dependency outside the registry (registry=None)
+                dep = None
+            owner = getattr(dep, "owner", None)
+            if owner:
+                self.ownership.learn_dependency(event.dependency, owner)
+            verb = {"open": "opened", "closed": "closed", "half_open": "is half-open"}.get(
+                event.state, event.state
+            )
+            self.add_event(
+                "breaker",
+                target=event.dependency,
+                description=f"The circuit breaker for {event.dependency} {verb}",
+            )
+        elif outcome == "fallback_success":
+            self.count_fallback(event.dependency, event.source)
+
+    def count_fallback(self, dependency: str, source: str, count: int = 1) -> None:
+        """Count answers served by fallback `source` of `dependency` (the weekly report sums them)."""
+        with self._lock:
+            key = (dependency, source)
+            self._fallbacks[key] = self._fallbacks.get(key, 0) + count
+
+    def fallback_counts(self) -> dict[str, dict[str, int]]:
+        """Fallback answers per dependency and level not yet written to history."""
+        with self._lock:
+            out: dict[str, dict[str, int]] = {}
+            for (dep, src), n in self._fallbacks.items():
+                out.setdefault(dep, {})[src] = n
+            return out
+
+    # ---- evaluation ------------------------------------------------------------------------
+    def evaluate(self, now: float | None = None) -> list[Alert]:
+        """Run the detectors on every bucket that closed since the last call and the burn-rate
+        rules at `now`; returns the alerts that changed (new or resolved) and routes them."""
+        now = self.clock() if now is None else now
+        changed: list[Alert] = []
+        rows: list[tuple[str, str, float, float | None, float | None, float | None]] = []
+        with self._lock:
+            last_closed = self.indicators.index(now - 0.25 * self.interval) - 1
+            for region in self.indicators.regions():
+                changed += self._evaluate_region(region, last_closed, rows)
+                changed += self._evaluate_burn(region, now)
+            fallbacks = self._take_fallbacks(now)
+        if self.history is not None:
+            if rows:
+                self.history.record_points(rows)
+            for alert in changed:
+                self.history.record_alert(alert)
+            if fallbacks:
+                self.history.record_fallbacks(*fallbacks)
+        for alert in changed:  # network I/O outside the lock
+            self.router.send(alert)
+        return changed
+
+    def _evaluate_region(self, region: str, last_closed: int, rows: list[Any]) -> list[Alert]:
+        changed: list[Alert] = []
+        first = self._evaluated.get(region)
+        oldest = self.indicators.oldest_index(region)
+        if oldest is None:
+            return changed
+        start = oldest if first is None else first + 1
+        start = max(start, last_closed - self.retention + 1)
+        names = [n for n in self.indicators.names(region) if n in BUILT_IN]
+        for idx in range(start, last_closed + 1):
+            t = self.indicators.bucket_start(idx)
+            for name in names:
+                track = self._track(name, region)
+                value = self.indicators.value(name, region, idx)
+                d = track.detector.step(value, t)
+                track.points.append((t, value, d.expected, d.bound))
+                rows.append((name, region, t, value, d.expected, d.bound))
+                key = f"drop:{name}:{region}"
+                if d.started:
+                    cause = likely_cause(
+                        list(self._events), region, t, lookback=self.lookback, lead=self.interval
+                    )
+                    alert = drop_alert(
+                        name, region, d, cause=cause, ownership=self.ownership, lookback=self.lookback
+                    )
+                    self._firing[key] = alert
+                    changed.append(alert)
+                elif d.ended and key in self._firing:
+                    alert = self._firing.pop(key).resolved(t)
+                    self._recent.append(alert)
+                    changed.append(alert)
+        if last_closed >= start:
+            self._evaluated[region] = last_closed
+        return changed
+
+    def _evaluate_burn(self, region: str, now: float) -> list[Alert]:
+        changed: list[Alert] = []
+        burn = self._burn.get(region)
+        if burn is None:
+            return changed
+        for window in burn.status(at=now):
+            key = f"burn:{region}:{window.rule.long:g}/{window.rule.short:g}"
+            if window.firing and key not in self._firing:
+                cause = likely_cause(
+                    list(self._events), region, now, lookback=max(self.lookback, window.long)
+                )
+                alert = burn_alert(
+                    region,
+                    window,
+                    self.slo,
+                    cause=cause,
+                    ownership=self.ownership,
+                    lookback=self.lookback,
+                    at=now,
+                )
+                self._firing[key] = alert
+                changed.append(alert)
+            elif not window.firing and key in self._firing:
+                alert = self._firing.pop(key).resolved(now)
+                self._recent.append(alert)
+                changed.append(alert)
+        return changed
+
+    def _track(self, name: str, region: str) -> _Track:
+        track = self._tracks.get((name, region))
+        if track is None:
+            detector = DropDetector(
+                season=self.season,
+                direction=DIRECTION.get(name, "down"),
+                k=self.k,
+                min_change=self.floors.get(name, 0.0),
+                min_ratio=MIN_RATIO.get(name, 0.15),
+                confirm=self.confirm,
+                warmup=min(30, max(5, self.season // 4)),
+            )
+            track = self._tracks[(name, region)] = _Track(detector, deque(maxlen=self.retention))
+        return track
+
+    def _take_fallbacks(self, now: float) -> tuple[float, dict[tuple[str, str], int]] | None:
+        if not self._fallbacks or self.history is None:
+            return None
+        counts, self._fallbacks = self._fallbacks, {}
+        return (now // 3600.0) * 3600.0, counts
+
+    # ---- reading ---------------------------------------------------------------------------
+    def alerts(self) -> list[dict[str, object]]:
+        """Firing alerts (newest first), then recently resolved ones."""
+        with self._lock:
+            firing = sorted(self._firing.values(), key=lambda a: -a.starts_at)
+            resolved = sorted(self._recent, key=lambda a: -(a.ends_at or 0.0))
+            return [a.to_dict() for a in firing] + [a.to_dict() for a in resolved]
+
+    def deliveries(self) -> list[Delivery]:
+        return list(self.router.deliveries)
+
+    def view(self, window: float = 3600.0, *, churn_top: int = 10) -> dict[str, Any]:
+        """Recent series with predictions, alerts, burn rates, churn risk and events (JSON-ready)."""
+        # a window longer than the retained buckets simply returns all of them
+        window = _validate.number("window", window, low=0.0, low_open=True, high=366 * 86400.0)
+        self.evaluate()
+        now = self.clock()
+        since = now - window
+        with self._lock:
+            series = []
+            for (name, region), track in sorted(self._tracks.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+                label, unit = LABELS.get(name, (name, ""))
+                down = DIRECTION.get(name, "down") == "down"
+                points = [
+                    {
+                        "t": t,
+                        "value": _round(v),
+                        "expected": _round(e),
+                        "lower": _round(b) if down else None,
+                        "upper": None if down else _round(b),
+                    }
+                    for t, v, e, b in track.points
+                    if t >= since
+                ]
+                series.append(
+                    {
+                        "indicator": name,
+                        "region": region,
+                        "label": label,
+                        "unit": unit,
+                        "direction": "down" if down else "up",
+                        "points": points,
+                    }
+                )
+            burn = [
+                {"region": region, "slo": self.slo, "windows": [w.to_dict() for w in b.status(at=now)]}
+                for region, b in sorted(self._burn.items())
+            ]
+            events = [e.to_dict() for e in self._events if e.at >= since]
+        return {
+            "interval": self.interval,
+            "now": now,
+            "series": series,
+            "alerts": self.alerts(),
+            "burn_rate": burn,
+            "churn": [r.to_dict() for r in self.churn.top(churn_top, at=now)],
+            "events": events,
+        }
+
+    def snapshot_churn(self, n: int = 50) -> None:
+        """Write the `n` accounts most at risk to history (the weekly report lists them)."""
+        if self.history is not None:
+            now = self.clock()
+            self.history.record_churn(now, self.churn.top(n, at=now))
+
+    def close(self) -> None:
+        """Evaluate what is pending, snapshot churn risk and close the history database."""
+        self.evaluate()
+        if self.history is not None:
+            self.snapshot_churn()
+            self.history.close()
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def _all(registry: Any) -> list[Any]:
+    try:
+        return list(registry.all())
+    except (AttributeError, TypeError):
+        return []

@@ -1,0 +1,252 @@
+"""The dashboard application: one page, JSON APIs, SSE streams, /metrics and /hystrix.stream."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ._http import BadRequest, check_token, error, event_stream, finite, json_body, number_param, sse_frame
+from ._hystrix import hystrix_command, hystrix_thread_pool
+from ._metrics import GuardCollector
+from ._scenarios import scenario_add, scenario_list, scenario_remove
+from ._sources import alert_list, chaos_events, indicator_view
+from ._views import dependency_views, find, snapshots
+
+BREAKER_ACTIONS = ("force_open", "force_closed", "reset")
+
+
+def _ok(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(finite(data), status_code=status)
+
+
+def create_app(
+    registry: Any = None,
+    *,
+    signals: Any = None,
+    chaos_log: Any = None,
+    scenarios: Any = None,
+    token: str | None = None,
+    interval: float = 1.0,
+    stream_lifetime: float = 300.0,
+    title: str = "Stoic",
+) -> Starlette:
+    """Build the dashboard app.
+
+    - `registry`: a `stoic.guard.Registry` (default: the process-wide `stoic.guard.registry`).
+    - `scenarios`: the FIT scenarios switched on for live traffic (default: the process-wide
+      `stoic.fit.catalog`); anything with `add(scenario)`, `remove(name)` and `snapshot()` or
+      `scenarios` (e.g. a `stoic.fit.FailurePlan`) works.
+    - `signals`: a `stoic.signals.Signals` for indicators, alerts and ingest (optional).
+    - `chaos_log`: the chaos audit log, anything with `entries()` or iterable (optional).
+    - `token`: bearer token for every write; with None the write APIs answer 403.
+    - `interval`: seconds between SSE updates; `stream_lifetime`: seconds before a stream is closed
+      (browsers reconnect on their own).
+    """
+    if registry is None:
+        from stoic.guard import registry as default_registry
+
+        registry = default_registry
+    if scenarios is None:
+        from stoic.fit import catalog as default_catalog
+
+        scenarios = default_catalog
+    if not 0.05 <= interval <= 60:
+        raise ValueError(f"interval: must be in [0.05, 60] seconds, got {interval!r}")
+    if not interval <= stream_lifetime <= 86400:
+        raise ValueError(f"stream_lifetime: must be in [interval, 86400] seconds, got {stream_lifetime!r}")
+    if token is not None and (not isinstance(token, str) or len(token) < 8):
+        raise ValueError("token: must be a string of at least 8 characters (or None to disable writes)")
+
+    collector = GuardCollector(registry)
+    metrics = CollectorRegistry(auto_describe=False)
+    metrics.register(collector)
+    page = resources.files("stoic.web").joinpath("static/index.html").read_text("utf-8")
+    page = page.replace("{{title}}", title.replace("<", "&lt;").replace(">", "&gt;"))
+
+    async def indicators_now(window: float) -> dict[str, Any]:
+        return await run_in_threadpool(indicator_view, signals, window)
+
+    async def state(window: float = 3600.0) -> dict[str, Any]:
+        # One failing source must not blank the page: its part is empty and the error is shown.
+        errors: dict[str, str] = {}
+        try:
+            view = await indicators_now(window)
+        except Exception as exc:
+            errors["signals"] = f"{type(exc).__name__}: {exc}"
+            view = indicator_view(None, window)
+        try:
+            chaos = await run_in_threadpool(chaos_events, chaos_log, signals)
+        except Exception as exc:
+            errors["chaos"] = f"{type(exc).__name__}: {exc}"
+            chaos = []
+        return {
+            "errors": errors,
+            "title": title,
+            "now": time.time(),
+            "dependencies": dependency_views(registry),
+            "indicators": {"series": view["series"], "interval": view.get("interval"), "now": view["now"]},
+            "alerts": view["alerts"],
+            "chaos": chaos,
+            "scenarios": scenario_list(scenarios),
+            "sources": {
+                "signals": signals is not None,
+                "chaos": chaos_log is not None or signals is not None,
+                "control": token is not None,
+            },
+        }
+
+    async def index(request: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return _ok({"ok": True})
+
+    async def api_state(request: Request) -> JSONResponse:
+        window = number_param(request, "window", 3600.0, 60.0, 7 * 86400.0)
+        return _ok(await state(window))
+
+    async def api_stream(request: Request) -> Response:
+        window = number_param(request, "window", 3600.0, 60.0, 7 * 86400.0)
+
+        async def produce() -> list[str]:
+            return [sse_frame(await state(window), event="state")]
+
+        return event_stream(produce, interval, stream_lifetime)
+
+    async def api_dependencies(request: Request) -> JSONResponse:
+        return _ok(dependency_views(registry))
+
+    async def api_dependency(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        for view in dependency_views(registry):
+            if view.get("name") == name:
+                return _ok(view)
+        return error(404, f"no dependency called {name!r}", "name")
+
+    async def api_breaker(request: Request) -> Response:
+        denied = check_token(request, token)
+        if denied is not None:
+            return denied
+        name = request.path_params["name"]
+        dependency = find(registry, name)
+        if dependency is None:
+            return error(404, f"no dependency called {name!r}", "name")
+        body = await json_body(request)
+        action = body.get("action") if isinstance(body, dict) else None
+        if action not in BREAKER_ACTIONS:
+            return error(400, f"must be one of {', '.join(BREAKER_ACTIONS)}, got {action!r}", "action")
+        getattr(dependency.breaker, action)()
+        return _ok({"name": name, "state": dependency.breaker.state})
+
+    async def api_indicators(request: Request) -> JSONResponse:
+        window = number_param(request, "window", 3600.0, 60.0, 7 * 86400.0)
+        return _ok(await indicators_now(window))
+
+    async def api_ingest(request: Request) -> Response:
+        denied = check_token(request, token)
+        if denied is not None:
+            return denied
+        if signals is None:
+            return error(503, "no signals source: create_app(signals=stoic.signals.Signals())", "signals")
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            return error(400, f"must be a JSON object, got {type(body).__name__}", "body")
+        try:
+            accepted = await run_in_threadpool(signals.ingest, body)
+        except ValueError as exc:
+            field = getattr(exc, "field", None) or str(exc).partition(":")[0] or "body"
+            return error(400, str(exc), field)
+        return _ok(accepted, status=202)
+
+    async def api_chaos(request: Request) -> JSONResponse:
+        return _ok(await run_in_threadpool(chaos_events, chaos_log, signals))
+
+    async def api_alerts(request: Request) -> JSONResponse:
+        return _ok(await run_in_threadpool(alert_list, signals))
+
+    async def api_scenarios(request: Request) -> Response:
+        if request.method == "GET":
+            return _ok(scenario_list(scenarios))
+        denied = check_token(request, token)
+        if denied is not None:
+            return denied
+        body = await json_body(request)
+        return _ok(scenario_add(scenarios, body), status=201)
+
+    async def api_scenario(request: Request) -> Response:
+        denied = check_token(request, token)
+        if denied is not None:
+            return denied
+        name = request.path_params["name"]
+        if not scenario_remove(scenarios, name):
+            return error(404, f"no scenario called {name!r}", "name")
+        return Response(status_code=204)
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    async def hystrix_stream(request: Request) -> Response:
+        # Hystrix's own servlet takes ?delay=<ms> (default 500) between reports.
+        delay = number_param(request, "delay", 500.0, 50.0, 60000.0) / 1000.0
+
+        async def produce() -> list[str]:
+            now = time.time()
+            frames = []
+            for snap in snapshots(registry):
+                dependency = find(registry, snap.get("name"))
+                frames.append(f"data: {json.dumps(hystrix_command(snap, dependency, now))}\n\n")
+                if snap.get("isolation") == "thread":
+                    frames.append(f"data: {json.dumps(hystrix_thread_pool(snap, dependency, now))}\n\n")
+            return frames
+
+        return event_stream(produce, delay, stream_lifetime)
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadRequest)
+        message = str(exc).partition(": ")[2] or str(exc)
+        return error(exc.status, message, exc.field)
+
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/api/state", api_state),
+        Route("/api/stream", api_stream),
+        Route("/api/dependencies", api_dependencies),
+        Route("/api/dependencies/{name}", api_dependency),
+        Route("/api/dependencies/{name}/breaker", api_breaker, methods=["POST"]),
+        Route("/api/indicators", api_indicators, methods=["GET"]),
+        Route("/api/indicators", api_ingest, methods=["POST"]),
+        # The paths docs/signals.md names, for apps written against it.
+        Route("/api/signals", api_indicators, methods=["GET"]),
+        Route("/api/signals/ingest", api_ingest, methods=["POST"]),
+        Route("/api/chaos", api_chaos),
+        Route("/api/alerts", api_alerts),
+        Route("/api/fit/scenarios", api_scenarios, methods=["GET", "POST"]),
+        Route("/api/fit/scenarios/{name}", api_scenario, methods=["DELETE"]),
+        Route("/metrics", prometheus),
+        Route("/hystrix.stream", hystrix_stream),
+        Mount("/static", StaticFiles(packages=[("stoic.web", "static")]), name="static"),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            collector.close()
+
+    app = Starlette(routes=routes, exception_handlers={BadRequest: bad_request}, lifespan=lifespan)
+    app.state.registry = registry
+    app.state.metrics = metrics
+    return app

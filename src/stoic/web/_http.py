@@ -1,0 +1,132 @@
+"""Edge helpers: bearer-token check, bounded JSON bodies, query parameters, error replies, SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+MAX_BODY_BYTES = 1 << 20
+
+
+class BadRequest(Exception):
+    """An input the API refuses; `field` names what was wrong, `status` is the HTTP status."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.status = status
+
+
+def error(
+    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A JSON error reply `{"error": ..., "field": ...}`."""
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def check_token(request: Request, token: str | None) -> JSONResponse | None:
+    """None when the request carries `Authorization: Bearer <token>`, else the error reply to send."""
+    if token is None:
+        return error(403, "the control API is disabled: start the dashboard with a token", "authorization")
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="stoic"'}
+    if scheme.lower() != "bearer" or not given:
+        return error(401, "expected 'Authorization: Bearer <token>'", "authorization", challenge)
+    # Constant-time compare so the reply time says nothing about how much of the token matched.
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return error(401, "the bearer token is not valid", "authorization", challenge)
+    return None
+
+
+async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
+    """The request's JSON body, read up to `limit` bytes; BadRequest if too big or not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadRequest("body", f"must be at most {limit} bytes, got {declared}", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest("body", f"must be at most {limit} bytes", status=413)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise BadRequest("body", "must be a JSON object, got an empty body")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("body", f"must be valid JSON ({exc})") from None
+
+
+def number_param(request: Request, name: str, default: float, low: float, high: float) -> float:
+    """A numeric query parameter within [low, high]."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        raise BadRequest(name, f"must be a number in [{low:g}, {high:g}], got {raw!r}")
+    return value
+
+
+def event_stream(
+    produce: Callable[[], Awaitable[list[str]]],
+    interval: float,
+    lifetime: float,
+    retry_ms: int = 2000,
+) -> StreamingResponse:
+    """A Server-Sent Events reply: every `interval` s sends the frames `produce()` returns.
+
+    The stream ends after `lifetime` seconds (browsers' EventSource reconnects after `retry_ms`), so a
+    connection never outlives a deploy or holds a server open forever.
+    """
+
+    async def frames() -> AsyncIterator[str]:
+        yield f"retry: {retry_ms}\n\n"
+        deadline = time.monotonic() + lifetime
+        max_rounds = int(lifetime / interval) + 2
+        for _ in range(max_rounds):
+            batch = await produce()
+            yield "".join(batch) if batch else ": ping\n\n"
+            if time.monotonic() + interval > deadline:
+                break
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(
+        frames(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
+    )
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by None (browsers' JSON.parse rejects them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def sse_frame(data: Any, event: str | None = None) -> str:
+    """One SSE frame with a JSON payload (single line, so no `data:` splitting is needed)."""
+    payload = json.dumps(finite(data), separators=(",", ":"), allow_nan=False, default=str)
+    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"

@@ -1,0 +1,158 @@
+"""Prometheus exposition of guard metrics, read from the registry at every scrape."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from ._views import snapshots
+
+BREAKER_STATES = ("closed", "open", "half_open")
+_QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"), ("0.999", "p999"))
+
+
+class GuardCollector(Collector):
+    """A prometheus-client collector for every dependency in a guard `Registry`.
+
+    Snapshot values (rolling window) are exported as gauges and a summary; lifetime totals per
+    outcome come from the registry's event stream so the `_total` counters never go backwards.
+    """
+
+    def __init__(self, registry: Any, namespace: str = "stoic") -> None:
+        self._registry = registry
+        self._ns = namespace
+        self._lock = threading.Lock()
+        self._totals: dict[tuple[str, str], int] = {}
+        self._answers: dict[tuple[str, str], int] = {}
+        self._transitions: dict[tuple[str, str], int] = {}
+        self._unsubscribe: Any = None
+        # Guard keeps no lifetime totals: start from what the rolling window still holds, then count
+        # every event, so calls made shortly before the dashboard started are not lost.
+        for snap in snapshots(registry):
+            name = str(snap.get("name", "unknown"))
+            counts = snap.get("counts") or {}
+            for outcome, n in counts.items():
+                if n:
+                    self._totals[(name, str(outcome))] = int(n)
+            if counts.get("success"):
+                self._answers[(name, "primary")] = int(counts["success"])
+            for level, n in (snap.get("fallbacks") or {}).items():
+                if n:
+                    self._answers[(name, str(level))] = int(n)
+        listen = getattr(registry, "listen", None)
+        if callable(listen):
+            self._unsubscribe = listen(self._on_event)
+
+    def close(self) -> None:
+        """Stop listening to the registry's events."""
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if callable(unsubscribe):
+            with contextlib.suppress(ValueError):  # already removed
+                unsubscribe()
+
+    def _on_event(self, event: Any) -> None:
+        outcome = getattr(event.outcome, "label", str(event.outcome)).lower()
+        with self._lock:
+            if outcome == "state_change":
+                key = (event.dependency, str(event.state or "unknown"))
+                self._transitions[key] = self._transitions.get(key, 0) + 1
+                return
+            key = (event.dependency, outcome)
+            self._totals[key] = self._totals.get(key, 0) + 1
+            if outcome in ("success", "fallback_success"):
+                src = (event.dependency, str(event.source))
+                self._answers[src] = self._answers.get(src, 0) + 1
+
+    def describe(self) -> list[Metric]:
+        # Collected lazily: the set of dependencies changes while the process runs.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        ns = self._ns
+        snaps = snapshots(self._registry)
+        deps = ["dependency"]
+
+        calls = CounterMetricFamily(
+            f"{ns}_dependency_calls", "Guarded call outcomes since process start.", labels=[*deps, "outcome"]
+        )
+        answers = CounterMetricFamily(
+            f"{ns}_dependency_answers",
+            "Calls answered, by the level that answered (primary or a fallback name).",
+            labels=[*deps, "source"],
+        )
+        transitions = CounterMetricFamily(
+            f"{ns}_breaker_transitions",
+            "Circuit breaker state changes, by new state.",
+            labels=[*deps, "state"],
+        )
+        with self._lock:
+            for (dep, outcome), n in sorted(self._totals.items()):
+                calls.add_metric([dep, outcome], n)
+            for (dep, source), n in sorted(self._answers.items()):
+                answers.add_metric([dep, source], n)
+            for (dep, new_state), n in sorted(self._transitions.items()):
+                transitions.add_metric([dep, new_state], n)
+        yield calls
+        yield answers
+        yield transitions
+
+        rolling = GaugeMetricFamily(
+            f"{ns}_dependency_rolling_calls", "Outcomes in the rolling window.", labels=[*deps, "outcome"]
+        )
+        requests = GaugeMetricFamily(
+            f"{ns}_dependency_requests", "Requests in the rolling window.", labels=deps
+        )
+        errors = GaugeMetricFamily(
+            f"{ns}_dependency_error_ratio", "Error ratio (0..1) in the rolling window.", labels=deps
+        )
+        state = GaugeMetricFamily(
+            f"{ns}_breaker_state",
+            "1 for the breaker's current state, 0 for the others.",
+            labels=[*deps, "state"],
+        )
+        is_open = GaugeMetricFamily(f"{ns}_breaker_open", "1 when the breaker is not closed.", labels=deps)
+        concurrent = GaugeMetricFamily(f"{ns}_dependency_concurrent", "Calls in flight.", labels=deps)
+        max_concurrent = GaugeMetricFamily(
+            f"{ns}_dependency_max_concurrent", "Bulkhead capacity (concurrent calls allowed).", labels=deps
+        )
+        latency = SummaryMetricFamily(
+            f"{ns}_dependency_latency_seconds", "Call latency in the rolling window.", labels=deps
+        )
+        for snap in snaps:
+            name = str(snap.get("name", "unknown"))
+            counts = snap.get("counts") or {}
+            for outcome, n in sorted(counts.items()):
+                rolling.add_metric([name, str(outcome)], float(n or 0))
+            n_requests = float(snap.get("requests", 0) or 0)
+            requests.add_metric([name], n_requests)
+            errors.add_metric([name], float(snap.get("error_percentage", 0) or 0) / 100.0)
+            current = snap.get("state", "closed")
+            for s in BREAKER_STATES:
+                state.add_metric([name, s], 1.0 if current == s else 0.0)
+            is_open.add_metric([name], 0.0 if current == "closed" else 1.0)
+            concurrent.add_metric([name], float(snap.get("concurrent", 0) or 0))
+            if snap.get("max_concurrent") is not None:  # None: no bulkhead, no capacity to report
+                max_concurrent.add_metric([name], float(snap["max_concurrent"]))
+            lat = snap.get("latency_ms") or {}
+            mean_s = float(lat.get("mean", 0) or 0) / 1000.0
+            latency.add_sample(f"{ns}_dependency_latency_seconds_count", {"dependency": name}, n_requests)
+            latency.add_sample(
+                f"{ns}_dependency_latency_seconds_sum", {"dependency": name}, mean_s * n_requests
+            )
+            for q, key in _QUANTILES:
+                latency.add_sample(
+                    f"{ns}_dependency_latency_seconds",
+                    {"dependency": name, "quantile": q},
+                    float(lat.get(key, 0) or 0) / 1000.0,
+                )
+        yield from (rolling, requests, errors, state, is_open, concurrent, max_concurrent, latency)

@@ -1,0 +1,237 @@
+// Stoic dashboard: renders the state pushed over Server-Sent Events (/api/stream).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const num = (v, digits = 0) => (typeof v === "number" && isFinite(v) ? v.toFixed(digits) : "-");
+const show = (v, unit) => (unit === "ratio" && typeof v === "number" ? `${(100 * v).toFixed(2)}%` : `${num(v, 2)} ${unit || ""}`);
+const clock = (t) => (t ? new Date(t * 1000).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"}) : "-");
+const MONKEY_COLOURS = ["#ff6b6b", "#ffa94d", "#b197fc", "#4dabf7", "#63e6be", "#f783ac", "#ffd43b"];
+
+function circleSize(requests) {
+  // Hystrix-style: the circle grows with volume (log scale) so busy dependencies stand out.
+  return Math.round(14 + Math.min(34, 8 * Math.log10(1 + (requests || 0))));
+}
+
+function tile(d) {
+  const c = d.counts || {};
+  const lat = d.latency_ms || {};
+  const size = circleSize(d.requests);
+  const fallbacks = Object.entries(d.fallbacks || {})
+    .map(([name, n]) => `<span class="c-fallback">${esc(name)} ${num(n)}</span>`).join(" ") || '<span class="muted">none</span>';
+  const use = Math.round(100 * (d.bulkhead_use || 0));
+  return `<div class="tile" data-name="${esc(d.name)}" data-health="${esc(d.health)}">
+    <div class="tile-head">
+      <div class="circle-box"><div class="health" data-health="${esc(d.health)}" style="width:${size}px;height:${size}px"></div></div>
+      <div class="who"><div class="name" title="${esc(d.name)}">${esc(d.name)}</div><div class="owner">${esc(d.owner || "")}</div>
+        <span class="state" data-state="${esc(d.state)}">${esc(String(d.state || "").replace("_", " "))}</span></div>
+      <div class="error-pct">${num(d.error_percentage, 1)}%<small>errors</small></div>
+    </div>
+    <div class="row counts">
+      <span class="c-success" title="success">${num(c.success)}</span>
+      <span class="c-failure" title="failure">${num(c.failure)}</span>
+      <span class="c-timeout" title="timeout">${num(c.timeout)}</span>
+      <span class="c-rejected" title="rejected (bulkhead)">${num(c.rejected)}</span>
+      <span class="c-short" title="short-circuited">${num(c.short_circuited)}</span>
+      <span class="muted">${num(d.rate, 1)}/s</span>
+    </div>
+    <div class="row lat"><span>p50 ${num(lat.p50, 1)}</span><span>p90 ${num(lat.p90, 1)}</span><span>p99 ${num(lat.p99, 1)} ms</span></div>
+    <div class="row"><span>fallbacks</span><span>${fallbacks}</span></div>
+    <div class="row"><span>bulkhead ${num(d.concurrent)}/${num(d.max_concurrent)}</span><div class="bar"><div style="width:${use}%"></div></div></div>
+  </div>`;
+}
+
+const HEALTH_RANK = {down: 0, degraded: 1, warn: 2, ok: 3};
+
+function renderDependencies(deps) {
+  // Worst first, like the Hystrix dashboard's "error then volume" sort.
+  deps = deps.slice().sort((a, b) => (HEALTH_RANK[a.health] ?? 4) - (HEALTH_RANK[b.health] ?? 4)
+    || (b.error_percentage || 0) - (a.error_percentage || 0) || String(a.name).localeCompare(String(b.name)));
+  $("deps").innerHTML = deps.length ? deps.map(tile).join("") : '<p class="muted">No dependencies yet.</p>';
+  const down = deps.filter((d) => d.health === "down").length;
+  const degraded = deps.filter((d) => d.health === "degraded" || d.health === "warn").length;
+  $("summary").textContent = `${deps.length} dependencies, ${down} open, ${degraded} degraded`;
+}
+
+function path(points, key, x, y) {
+  let out = "";
+  let pen = "M";
+  for (const p of points) {
+    if (typeof p[key] !== "number") { pen = "M"; continue; }
+    out += `${pen}${x(p.t).toFixed(1)},${y(p[key]).toFixed(1)} `;
+    pen = "L";
+  }
+  return out;
+}
+
+function axis(v, unit) {
+  return unit === "ratio" ? `${(100 * v).toFixed(1)}%` : num(v, Math.abs(v) < 10 ? 2 : 0);
+}
+
+function chart(series, chaos, interval, now) {
+  const W = 600, H = 170, L = 46, R = 8, T = 8, B = 20;
+  const pts = (series.points || []).filter((p) => typeof p.t === "number");
+  const head = `<div class="chart-title"><span>${esc(series.label || series.indicator)} <span class="muted">${esc(series.region || "")}</span></span>`;
+  if (pts.length < 2) return `<div class="chart">${head}<span class="muted">warming up</span></div></div>`;
+  const values = pts.flatMap((p) => [p.value, p.expected, p.lower, p.upper]).filter((v) => typeof v === "number");
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const pad = (hi - lo) * 0.08; lo -= pad; hi += pad;
+  // The axis ends at the source's "now" (or the end of the last bucket) so fresh chaos is on it.
+  const t0 = pts[0].t, t1 = Math.max(pts[pts.length - 1].t + (interval || 0), now || 0);
+  const x = (t) => L + ((t - t0) / (t1 - t0 || 1)) * (W - L - R);
+  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  // Band: between the alert threshold and the expected value (lower for drops, upper for rises).
+  const edge = (p, side) => (typeof p[side] === "number" ? p[side] : p.expected);
+  const banded = pts.filter((p) => typeof p.expected === "number" && (typeof p.lower === "number" || typeof p.upper === "number"));
+  let band = "";
+  if (banded.length > 1) {
+    const top = banded.map((p) => `${x(p.t).toFixed(1)},${y(edge(p, "upper")).toFixed(1)}`);
+    const bottom = banded.slice().reverse().map((p) => `${x(p.t).toFixed(1)},${y(edge(p, "lower")).toFixed(1)}`);
+    band = `<polygon points="${top.concat(bottom).join(" ")}" fill="#4dabf7" fill-opacity="0.18"/>`;
+  }
+  // Chaos that actually happened (not skipped or leashed) is marked on every chart.
+  const marks = (chaos || []).filter((e) => e.at >= t0 && e.at <= t1 && !["skipped", "leashed"].includes(e.outcome))
+    .map((e) => `<line x1="${x(e.at).toFixed(1)}" x2="${x(e.at).toFixed(1)}" y1="${T}" y2="${H - B}" stroke="#ff6b6b" stroke-dasharray="2 3" stroke-opacity="0.8"><title>${esc(e.description || e.action || "chaos")}</title></line>`).join("");
+  // The newest bucket may still be empty: report the newest one that has a value.
+  const last = pts.slice().reverse().find((p) => typeof p.value === "number") || pts[pts.length - 1];
+  const lastValue = typeof last.value === "number" ? last.value : null;
+  const below = lastValue !== null && ((typeof last.lower === "number" && lastValue < last.lower) || (typeof last.upper === "number" && lastValue > last.upper));
+  return `<div class="chart" data-indicator="${esc(series.indicator)}">${head}
+    <span style="color:${below ? "var(--down)" : "var(--text)"}">${esc(show(lastValue, series.unit))}</span></div>
+    <svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(series.label || series.indicator)}">
+      <line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#2a313b"/>
+      <text x="${L - 6}" y="${T + 10}" fill="#8b95a3" font-size="11" text-anchor="end">${esc(axis(hi, series.unit))}</text>
+      <text x="${L - 6}" y="${H - B}" fill="#8b95a3" font-size="11" text-anchor="end">${esc(axis(lo, series.unit))}</text>
+      <text x="${L}" y="${H - 5}" fill="#8b95a3" font-size="11">${clock(t0)}</text>
+      <text x="${W - R}" y="${H - 5}" fill="#8b95a3" font-size="11" text-anchor="end">${clock(t1)}</text>
+      ${band}${marks}
+      <path d="${path(pts, "expected", x, y)}" fill="none" stroke="#a5d8ff" stroke-width="1.5" stroke-dasharray="5 4"/>
+      <path d="${path(pts, "value", x, y)}" fill="none" stroke="#ffd43b" stroke-width="2"/>
+    </svg></div>`;
+}
+
+function renderIndicators(indicators, chaos) {
+  const series = (indicators && indicators.series) || [];
+  $("charts").innerHTML = series.length ? series.map((s) => chart(s, chaos, indicators.interval, indicators.now)).join("") : '<p class="muted">No indicator data yet.</p>';
+}
+
+function chaosLabel(e) {
+  return e.monkey || e.kind || e.actor || e.source || "chaos";
+}
+
+function renderChaos(events, now) {
+  if (!events.length) { $("chaos").innerHTML = '<p class="muted">No chaos events.</p>'; return; }
+  const W = 600, H = 70, L = 10, R = 10;
+  const t1 = Math.max(now, events[events.length - 1].at);
+  const t0 = Math.min(t1 - 600, events[0].at);
+  const x = (t) => L + ((t - t0) / (t1 - t0 || 1)) * (W - L - R);
+  const kinds = [...new Set(events.map(chaosLabel))];
+  const colour = (e) => MONKEY_COLOURS[kinds.indexOf(chaosLabel(e)) % MONKEY_COLOURS.length];
+  const dots = events.map((e, i) => `<circle cx="${x(e.at).toFixed(1)}" cy="${22 + (i % 3) * 12}" r="5" fill="${colour(e)}"><title>${esc(clock(e.at) + " " + chaosLabel(e) + " " + (e.target || "") + " " + (e.description || e.action || ""))}</title></circle>`).join("");
+  const legend = kinds.map((k, i) => `<tspan fill="${MONKEY_COLOURS[i % MONKEY_COLOURS.length]}">● ${esc(k)}  </tspan>`).join("");
+  const list = events.slice(-12).reverse().map((e) => `<li data-outcome="${esc(e.outcome || "")}"><span class="muted">${clock(e.at)}</span>
+      <b style="color:${colour(e)}">${esc(chaosLabel(e))}</b> ${esc(e.action || "")} <b>${esc(e.target || "")}</b>
+      <span class="outcome">${esc([e.outcome, e.reason || e.description || e.detail || e.message].filter(Boolean).join(": "))}</span></li>`).join("");
+  $("chaos").innerHTML = `<svg viewBox="0 0 ${W} ${H}">
+      <line x1="${L}" x2="${W - R}" y1="${H - 14}" y2="${H - 14}" stroke="#2a313b"/>
+      <text x="${L}" y="${H - 2}" fill="#8b95a3" font-size="11">${clock(t0)}</text>
+      <text x="${W - R}" y="${H - 2}" fill="#8b95a3" font-size="11" text-anchor="end">${clock(t1)}</text>
+      <text x="${L}" y="11" font-size="11">${legend}</text>${dots}</svg>
+    <ul class="events">${list}</ul>`;
+}
+
+function renderAlerts(alerts) {
+  $("alerts").innerHTML = alerts.length ? alerts.map((a) => `<li class="alert" data-status="${esc(a.status)}" data-severity="${esc(a.severity)}">
+      <div class="summary">${esc(a.summary || a.title || a.message || a.kind)}</div>
+      <div class="meta">${esc(a.status || "")} · ${esc(a.severity || "")} · ${esc(a.team || "")} · since ${clock(a.starts_at)}</div>
+      ${a.cause ? `<div class="cause">cause: ${esc(a.cause)}</div>` : ""}
+      ${a.next_step ? `<div class="next">next: ${esc(a.next_step)}</div>` : ""}
+    </li>`).join("") : '<li class="muted">No alerts.</li>';
+}
+
+function renderScenarios(scenarios) {
+  $("scenarios").innerHTML = scenarios.length ? scenarios.map((s) => `<tr data-name="${esc(s.name)}">
+      <td>${esc(s.name)}</td><td>${esc((s.dependencies || []).join(", "))}</td><td>${esc(s.kind)}</td>
+      <td>${num(s.percent, 1)}</td><td>${s.delay ? num(s.delay, 2) + " s" : "-"}</td>
+      <td>${s.expires_at ? clock(s.expires_at) : "never"}</td>
+      <td><button class="remove" data-name="${esc(s.name)}">remove</button></td></tr>`).join("")
+    : '<tr><td colspan="7" class="muted">No scenarios.</td></tr>';
+}
+
+function render(state) {
+  renderDependencies(state.dependencies || []);
+  renderIndicators(state.indicators, state.chaos || []);
+  renderChaos(state.chaos || [], state.now);
+  renderAlerts(state.alerts || []);
+  renderScenarios(state.scenarios || []);
+  // A source that failed is named rather than silently showing nothing.
+  $("errors").textContent = Object.entries(state.errors || {}).map(([k, v]) => `${k} unavailable: ${v}`).join("; ");
+  document.body.dataset.updated = String(state.now);
+}
+
+// --- FIT scenario control (bearer token kept for this tab only) ---
+function token() {
+  const field = document.querySelector('#add-scenario [name="token"]');
+  if (field.value) sessionStorage.setItem("stoic-token", field.value);
+  return field.value || sessionStorage.getItem("stoic-token") || "";
+}
+
+function say(text, kind) {
+  const el = $("fit-message");
+  el.textContent = text;
+  el.dataset.kind = kind;
+}
+
+async function control(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    headers: {"Authorization": `Bearer ${token()}`, "Content-Type": "application/json"},
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const err = await response.json().catch(() => ({error: response.statusText}));
+    throw new Error(err.field ? `${err.field}: ${err.error}` : err.error);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+async function refresh() {
+  const response = await fetch("/api/state");
+  if (response.ok) render(await response.json());
+}
+
+$("add-scenario").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const f = new FormData(event.target);
+  const body = {name: f.get("name"), dependencies: String(f.get("dependencies")).split(",").map((s) => s.trim()).filter(Boolean), kind: f.get("kind")};
+  for (const key of ["percent", "delay", "ttl"]) if (f.get(key)) body[key] = Number(f.get(key));
+  try {
+    await control("POST", "/api/fit/scenarios", body);
+    say(`added ${body.name}`, "ok");
+    await refresh();
+  } catch (err) { say(err.message, "error"); }
+});
+
+$("scenarios").addEventListener("click", async (event) => {
+  const name = event.target.dataset && event.target.dataset.name;
+  if (!name || !event.target.classList.contains("remove")) return;
+  try {
+    await control("DELETE", `/api/fit/scenarios/${encodeURIComponent(name)}`);
+    say(`removed ${name}`, "ok");
+    await refresh();
+  } catch (err) { say(err.message, "error"); }
+});
+
+// --- live updates ---
+const link = $("link");
+const source = new EventSource("/api/stream");
+source.addEventListener("state", (event) => {
+  link.dataset.status = "live";
+  link.textContent = "live";
+  render(JSON.parse(event.data));
+});
+source.addEventListener("error", () => {
+  link.dataset.status = "lost";
+  link.textContent = "reconnecting";
+});

@@ -1,0 +1,72 @@
+"""`stoic web` serves the dashboard; bad flags get a clear message."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from .conftest import TOKEN, free_port
+
+
+def _stoic(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stoic", *args]
+
+
+def test_stoic_web_serves_this_process() -> None:
+    port = free_port()
+    env = {**os.environ, "STOIC_WEB_TOKEN": TOKEN}
+    proc = subprocess.Popen(
+        _stoic("web", "--port", str(port), "--interval", "0.5"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, proc.communicate(timeout=5)
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "stoic web did not answer within 20 s"
+            time.sleep(0.1)
+        assert "EventSource" in httpx.get(f"{url}/static/dashboard.js").text
+        assert "# TYPE stoic_breaker_state gauge" in httpx.get(f"{url}/metrics").text
+        body = {"name": "cli-check", "dependencies": ["anything"]}
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.post(f"{url}/api/fit/scenarios", json=body, headers=auth).status_code == 201
+        assert [s["name"] for s in httpx.get(f"{url}/api/fit/scenarios").json()] == ["cli-check"]
+        assert httpx.post(f"{url}/api/fit/scenarios", json=body).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+    assert f"http://127.0.0.1:{port}/" in err.decode()
+    assert TOKEN in err.decode(), "the write token in use is printed for the operator"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--port", "0"], "--port: must be an integer in [1, 65535], got '0'"),
+        (["--port", "http"], "--port: must be an integer in [1, 65535]"),
+        (["--interval", "0"], "--interval: must be a number of seconds in [0.05, 60]"),
+        (["--token", "short"], "--token: must be at least 8 characters"),
+    ],
+)
+def test_bad_flags_are_named(args: list[str], words: str) -> None:
+    done = subprocess.run(_stoic("web", *args), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert words in done.stderr
