@@ -132,7 +132,7 @@ class Dependency:
             value = self._attempt(fn, args, kwargs)
         except _Failed as failed:
             return self._recover(fn, args, kwargs, failed, start)
-        return Result(value, "primary", 0, Outcome.SUCCESS, (self._now() - start) / 1e9)
+        return self._primary_result(value, start)
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await coroutine function `fn` through the guard, cancelled at the deadline."""
@@ -149,7 +149,7 @@ class Dependency:
             value = await self._attempt_async(fn, args, kwargs)
         except _Failed as failed:
             return await self._recover_async(fn, args, kwargs, failed, start)
-        return Result(value, "primary", 0, Outcome.SUCCESS, (self._now() - start) / 1e9)
+        return self._primary_result(value, start)
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]: ...
@@ -329,14 +329,18 @@ class Dependency:
     def _settle(self, exc: BaseException, end: int, elapsed: int, admitted: int, release: bool) -> NoReturn:
         """Record a primary that raised, then raise `_Failed` (or the caller's own error)."""
         if isinstance(exc, self._ignore):
+            self._state.leave(end, -1, 0, admitted, release)  # counts as nothing
+            raise exc
+        if isinstance(exc, TimeoutError):
+            outcome = _TIMEOUT
+        elif isinstance(exc, self._failure_on):
+            outcome = _FAILURE
+        else:  # not a failure of the dependency: it answered, the caller gets its error (as resilience4j)
             self._state.leave(end, _SUCCESS, elapsed, admitted, release)
             raise exc
-        outcome = _TIMEOUT if isinstance(exc, TimeoutError) else _FAILURE
         self._state.leave(end, outcome, elapsed, admitted, release)
         self._emit_outcome(Outcome(outcome), elapsed, exc)
-        if isinstance(exc, (*self._failure_on, TimeoutError)):
-            raise _Failed(outcome, exc) from None
-        raise exc
+        raise _Failed(outcome, exc) from None
 
     def _refusal(self, outcome: int) -> BaseException:
         error: BaseException
@@ -407,13 +411,10 @@ class Dependency:
         causes: list[tuple[str, BaseException]] = [("primary", failed.error)]
         attempt = 2
         while self._retry_allowed(failed, attempt):
-            assert self.retry is not None
-            self._clock.sleep(self.retry.delay(attempt, self._rng))
-            self._emit_outcome(Outcome.RETRY, 0, failed.error)
+            self._clock.sleep(self._backoff(attempt, failed))
             attempt += 1
             try:
-                value = self._attempt(fn, args, kwargs)
-                return Result(value, "primary", 0, Outcome.SUCCESS, (self._now() - start) / 1e9)
+                return self._primary_result(self._attempt(fn, args, kwargs), start)
             except _Failed as again:
                 failed = again
                 causes.append(("primary", again.error))
@@ -422,10 +423,7 @@ class Dependency:
             try:
                 if self._async_fallback[level]:
                     raise ConfigError(f"{self.name}: fallback {fallback.name!r} is async; use acall/aexecute")
-                value = fallback.fn(*args, **kwargs)
-                if fallback.timeout is not None and self._now() - t0 > fallback.timeout * 1e9:
-                    raise DeadlineExceeded(f"{self.name}: fallback {fallback.name!r} missed its "
-                                           f"{fallback.timeout}s deadline")
+                value = self._in_time(fallback, t0, fallback.fn(*args, **kwargs))
             except Exception as exc:
                 self._fallback_failed(level, fallback, exc, causes)
                 continue
@@ -440,13 +438,10 @@ class Dependency:
         causes: list[tuple[str, BaseException]] = [("primary", failed.error)]
         attempt = 2
         while self._retry_allowed(failed, attempt):
-            assert self.retry is not None
-            await self._clock.asleep(self.retry.delay(attempt, self._rng))
-            self._emit_outcome(Outcome.RETRY, 0, failed.error)
+            await self._clock.asleep(self._backoff(attempt, failed))
             attempt += 1
             try:
-                value = await self._attempt_async(fn, args, kwargs)
-                return Result(value, "primary", 0, Outcome.SUCCESS, (self._now() - start) / 1e9)
+                return self._primary_result(await self._attempt_async(fn, args, kwargs), start)
             except _Failed as again:
                 failed = again
                 causes.append(("primary", again.error))
@@ -455,15 +450,30 @@ class Dependency:
             try:
                 value = fallback.fn(*args, **kwargs)
                 if inspect.isawaitable(value):
-                    value = await asyncio.wait_for(value, fallback.timeout)
-                elif fallback.timeout is not None and self._now() - t0 > fallback.timeout * 1e9:
-                    raise DeadlineExceeded(f"{self.name}: fallback {fallback.name!r} missed its "
-                                           f"{fallback.timeout}s deadline")
+                    value = await asyncio.wait_for(value, fallback.timeout)  # cancelled at its deadline
+                else:
+                    value = self._in_time(fallback, t0, value)
             except Exception as exc:
                 self._fallback_failed(level, fallback, exc, causes)
                 continue
             return self._fallback_answered(level, fallback, value, first, start)
         raise DependencyFailed(self.name, causes)
+
+    def _backoff(self, attempt: int, failed: _Failed) -> float:
+        """The pause before retry number `attempt`, announced as a RETRY event."""
+        assert self.retry is not None
+        self._emit_outcome(Outcome.RETRY, 0, failed.error)
+        return self.retry.delay(attempt, self._rng)
+
+    def _in_time(self, fallback: Fallback, t0: int, value: Any) -> Any:
+        """`value`, unless the sync fallback that produced it overran its deadline."""
+        if fallback.timeout is not None and self._now() - t0 > fallback.timeout * 1e9:
+            raise DeadlineExceeded(f"{self.name}: fallback {fallback.name!r} missed its "
+                                   f"{fallback.timeout}s deadline")
+        return value
+
+    def _primary_result(self, value: Any, start: int) -> Result[Any]:
+        return Result(value, "primary", 0, Outcome.SUCCESS, (self._now() - start) / 1e9)
 
     def _fallback_failed(self, level: int, fallback: Fallback, exc: Exception,
                          causes: list[tuple[str, BaseException]]) -> None:

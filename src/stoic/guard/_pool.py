@@ -47,31 +47,34 @@ class WorkerPool:
         failure-injection plan follows it); `after` runs on the worker once it finishes, even if
         the caller gave up."""
         job = Job(contextvars.copy_context().run, (fn, *args), kwargs, after)
-        if not self._idle and self._started < self._size:
-            self._grow()
-        self._queue.put(job)
-        return job
-
-    def _grow(self) -> None:
+        # Claim an idle worker or start one, so that while the pool has room a call never waits
+        # in the queue behind a busy worker.
         with self._lock:
-            if self._started >= self._size:
-                return
-            self._started += 1
-            n = self._started
-        threading.Thread(target=self._work, name=f"stoic-{self._name}-{n}", daemon=True).start()
+            if self._idle:
+                self._idle -= 1
+                n = 0
+            elif self._started < self._size:
+                self._started += 1
+                n = self._started
+            else:
+                n = 0
+        self._queue.put(job)
+        if n:
+            threading.Thread(target=self._work, name=f"stoic-{self._name}-{n}", daemon=True).start()
+        return job
 
     def _work(self) -> None:
         get = self._queue.get
         while True:
-            self._idle += 1  # approximate: only steers lazy growth
             job = get()
-            self._idle -= 1
             if job is None:
                 return
             try:
                 job.value = job.fn(*job.args, **job.kwargs)
             except BaseException as exc:  # handed to the caller, never lost in the worker
                 job.error = exc
+            with self._lock:
+                self._idle += 1
             job.after()
             job.done.release()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -33,9 +34,9 @@ UNBOUNDED = 2**62
 
 class DependencyState:
     __slots__ = (
-        "_cond", "_sync_waiters", "async_waiters", "breaker", "check_ns", "checked_at", "clock", "emit",
-        "forced", "gate_open", "lock", "max_active", "max_wait_s", "name", "open_ns", "opened_at", "permits",
-        "slow_ns", "state", "trial_errors", "trial_results", "trials_left", "waiters", "window",
+        "_cond", "_sync_waiters", "async_waiters", "breaker", "changes", "check_ns", "checked_at", "clock",
+        "emit", "forced", "gate_open", "lock", "max_active", "max_wait_s", "name", "open_ns", "opened_at",
+        "permits", "slow_ns", "state", "trial_errors", "trial_results", "trials_left", "waiters", "window",
     )
 
     def __init__(self, name: str, policy: BreakerPolicy | None, max_active: int, max_wait: float,
@@ -45,6 +46,8 @@ class DependencyState:
         self.breaker = policy
         self.clock = clock
         self.emit = emit
+        # state changes are told to listeners after the lock is released, so a listener may call back
+        self.changes: deque[Event] = deque()
         self.lock = threading.Lock()
         self._cond = threading.Condition(self.lock)
         self._sync_waiters = 0
@@ -76,13 +79,9 @@ class DependencyState:
     # -- admission -------------------------------------------------------------------------
     def enter(self, now: int) -> int:
         """ADMITTED, TRIAL, or the Outcome code (REJECTED / SHORT_CIRCUITED) that refused the call."""
-        admitted = ADMITTED
-        if not self.gate_open:
-            with self.lock:
-                admitted = self._breaker_admits(now)
-            if admitted > 0:
-                self.count(_SHORT)
-                return _SHORT
+        admitted = self._pass_breaker(now)
+        if admitted > 0:
+            return admitted
         permits = self.permits
         if permits is not None:
             try:
@@ -95,13 +94,9 @@ class DependencyState:
 
     async def enter_async(self, now: int) -> int:
         """`enter`, waiting up to `max_wait` for a permit without blocking the event loop."""
-        admitted = ADMITTED
-        if not self.gate_open:
-            with self.lock:
-                admitted = self._breaker_admits(now)
-            if admitted > 0:
-                self.count(_SHORT)
-                return _SHORT
+        admitted = self._pass_breaker(now)
+        if admitted > 0:
+            return admitted
         permits = self.permits
         if permits is None:
             return admitted
@@ -131,10 +126,23 @@ class DependencyState:
                     if entry in self.async_waiters:
                         self.async_waiters.remove(entry)
 
+    def _pass_breaker(self, now: int) -> int:
+        """ADMITTED or TRIAL when the breaker lets the call through, else SHORT_CIRCUITED (counted)."""
+        if self.gate_open:
+            return ADMITTED
+        with self.lock:
+            admitted = self._breaker_admits(now)
+            if admitted > 0:
+                self._count(now, _SHORT)
+        if self.changes:
+            self._tell()
+        return admitted
+
     def _wait_sync(self) -> bool:
         """Wait up to max_wait for a permit; True when one was taken."""
         assert self.permits is not None
-        deadline = self.clock.now_ns() + int(self.max_wait_s * 1e9)
+        # real time, not self.clock: a blocked thread cannot see a manual clock move
+        deadline = time.monotonic() + self.max_wait_s
         with self.lock:
             self._sync_waiters += 1
             self.waiters += 1
@@ -144,13 +152,19 @@ class DependencyState:
                         self.permits.pop()
                         return True
                     except IndexError:
-                        left = (deadline - self.clock.now_ns()) / 1e9
+                        left = deadline - time.monotonic()
                         if left <= 0:
                             return False
                         self._cond.wait(left)
             finally:
                 self._sync_waiters -= 1
                 self.waiters -= 1
+
+    def _return_trial(self) -> None:
+        """A trial call ended without a verdict (ignored error, outside cancellation): free its slot."""
+        with self.lock:
+            if self.state == HALF_OPEN:
+                self.trials_left += 1
 
     def _refuse(self, admitted: int) -> None:
         with self.lock:
@@ -193,6 +207,8 @@ class DependencyState:
             if self.waiters:
                 self._wake_one()
         if outcome < 0:
+            if admitted == TRIAL:
+                self._return_trial()
             return
         # The log code, inlined from _window.code: this runs on every call.
         if latency_ns < 8:
@@ -226,6 +242,8 @@ class DependencyState:
             elif self.state == CLOSED and now - self.checked_at >= self.check_ns:
                 self.checked_at = now
                 self._check_health(now)
+        if self.changes:
+            self._tell()
 
     def release(self) -> None:
         """Give a bulkhead permit back and wake one waiter, if any."""
@@ -289,7 +307,17 @@ class DependencyState:
         self.gate_open = state == CLOSED and self.forced is None
         if state != self.state:
             self.state = state
-            self.emit(Event(self.name, Outcome.STATE_CHANGE, state=STATE_NAMES[state]))
+            self.changes.append(Event(self.name, Outcome.STATE_CHANGE, state=STATE_NAMES[state]))
+
+    def _tell(self) -> None:
+        """Deliver queued state changes; called without the lock held."""
+        changes = self.changes
+        while changes:
+            try:
+                event = changes.popleft()
+            except IndexError:  # another thread told it first
+                return
+            self.emit(event)
 
     def count(self, outcome: int, level: int = -1) -> None:
         """Count an event that holds no bulkhead permit (refusals, fallbacks, retries)."""
@@ -313,6 +341,8 @@ class DependencyState:
                 self._transition(CLOSED)
             else:
                 self._transition(state)
+        if self.changes:
+            self._tell()
 
     @property
     def state_name(self) -> str:

@@ -1,0 +1,132 @@
+"""Cache get/set throughput, single thread, against real memcached: raw pymemcache vs ZonalCache.
+
+Run: .venv/bin/python benchmarks/cache.py [--ops 20000] [--rounds 5]
+
+Every contender runs in the same process against the same servers, rounds interleaved, best round
+kept (the least disturbed by other work on the machine). Ratio = raw ops/s / contender ops/s
+(overhead; 1.00 = free). "guarded pymemcache" is raw pymemcache inside a bare stoic.guard
+Dependency: the share of the overhead that is the guard itself. A 3-zone set is three writes (one
+here, two on the zone writer threads, which share this process's GIL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from pymemcache.client.base import Client
+
+from stoic.cache import LocalMemcached, ZonalCache
+from stoic.guard import Dependency, Registry, SemaphoreBulkhead
+
+VALUE = b"v" * 100
+
+
+def measure(op: Callable[[int], object], ops: int) -> float:
+    start = time.perf_counter()
+    for i in range(ops):
+        op(i)
+    return ops / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ops", type=int, default=5_000, help="operations per round (100..1000000)")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds per contender (1..50)")
+    parser.add_argument("--chart", metavar="PNG", help="also draw the results as a bar chart (matplotlib)")
+    args = parser.parse_args()
+    if not 100 <= args.ops <= 1_000_000 or not 1 <= args.rounds <= 50:
+        parser.error("--ops must be in 100..1000000 and --rounds in 1..50")
+
+    keys = [f"bench:{i % 1000}" for i in range(args.ops)]
+    with LocalMemcached(zones=3, per_zone=1) as servers:
+        zones = servers.zones
+        host, port = zones["zone-a"][0].split(":")
+        raw = Client((host, int(port)), no_delay=True, default_noreply=False)
+        guard = Dependency(
+            "bench", timeout=0.1, bulkhead=SemaphoreBulkhead(max_concurrent=64), registry=Registry()
+        )
+        one = ZonalCache({"zone-a": zones["zone-a"]}, "zone-a", registry=Registry(), name="one")
+        three = ZonalCache(zones, "zone-a", registry=Registry(), name="three")
+        for i in range(1000):
+            raw.set(f"bench:{i}", VALUE)
+            three.set(f"bench:{i}", VALUE, policy="all").wait(2.0)
+
+        contenders: dict[str, dict[str, Callable[[int], object]]] = {
+            "get": {
+                "raw pymemcache": lambda i: raw.get(keys[i]),
+                "guarded pymemcache": lambda i: guard.call(raw.get, keys[i]),
+                "ZonalCache 1 zone": lambda i: one.get(keys[i]),
+                "ZonalCache 3 zones": lambda i: three.get(keys[i]),
+            },
+            "set": {
+                "raw pymemcache": lambda i: raw.set(keys[i], VALUE),
+                "guarded pymemcache": lambda i: guard.call(raw.set, keys[i], VALUE),
+                "ZonalCache 1 zone": lambda i: one.set(keys[i], VALUE),
+                "ZonalCache 3 zones": lambda i: three.set(keys[i], VALUE),
+            },
+        }
+        best: dict[tuple[str, str], float] = {}
+        total = args.rounds * sum(len(c) for c in contenders.values())
+        done = 0
+        for _ in range(args.rounds):
+            for op, group in contenders.items():
+                for name, fn in group.items():
+                    rate = measure(fn, args.ops)
+                    if op == "set" and name == "ZonalCache 3 zones":
+                        three.flush_writes(30.0)  # let the remote zones drain before the next round
+                    best[(op, name)] = max(best.get((op, name), 0.0), rate)
+                    done += 1
+                    print(f"\r  measuring {done}/{total}", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        assert three.get("bench:1") == VALUE and one.get("bench:1") == VALUE
+
+        print(
+            f"cache throughput, single thread, {args.ops} ops x best of {args.rounds} rounds, "
+            f"100-byte values, memcached on 127.0.0.1"
+        )
+        print(f"{'op':<5} {'contender':<22} {'ops/s':>10} {'us/op':>8} {'vs raw':>8}")
+        for op, group in contenders.items():
+            base = best[(op, "raw pymemcache")]
+            for name in group:
+                rate = best[(op, name)]
+                print(f"{op:<5} {name:<22} {rate:>10,.0f} {1e6 / rate:>8.1f} {base / rate:>7.2f}x")
+        one.close()
+        three.close()
+        raw.close()
+    if args.chart:
+        draw(best, args.chart)
+        print(f"chart: {args.chart}")
+    return 0
+
+
+def draw(best: dict[tuple[str, str], float], path: str) -> None:
+    """Grouped bars: microseconds per operation for each contender, get and set side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ops = ["get", "set"]
+    names = list(dict.fromkeys(name for _, name in best))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        xs = [i + j * width for i in range(len(ops))]
+        values = [1e6 / best[(op, name)] for op in ops]
+        bars = ax.bar(xs, values, width, label=name)
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(ops))], ops)
+    ax.set_ylabel("microseconds per operation (lower is better)")
+    ax.set_title("ZonalCache vs raw pymemcache, single thread, memcached on 127.0.0.1")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,341 @@
+"""One cache server, spoken to in raw bytes: memcached through pymemcache, Valkey/Redis through redis.
+
+Every method raises on a transport or server error; a miss is `None` / an absent key, never an error.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+import urllib.parse
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
+
+from pymemcache.exceptions import MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
+
+from ._errors import InvalidConfig
+
+MAX_DUMP_SECONDS = 300.0  # a key listing never runs longer than this
+T = TypeVar("T")
+_STALE_ERRORS = (MemcacheUnexpectedCloseError, ConnectionError)
+
+
+class Node(Protocol):
+    """What the cache needs from one server."""
+
+    address: str
+
+    def get(self, key: bytes) -> bytes | None: ...
+    def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]: ...
+    def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None: ...
+    def add(self, key: bytes, data: bytes, ttl: int) -> bool: ...
+    def delete(self, key: bytes) -> bool: ...
+    def touch(self, key: bytes, ttl: int) -> bool: ...
+    def dump(self, batch: int) -> Iterator[list[tuple[bytes, int]]]:
+        """Every key with its remaining TTL in seconds (0 = none), in batches."""
+        ...
+
+    def count(self) -> int: ...
+    def stats(self) -> dict[str, Any]:
+        """items, hits, misses, memory_bytes, uptime_s."""
+        ...
+
+    def close(self) -> None: ...
+
+
+NodeFactory = Callable[[str, float], Node]
+"""Builds a node from an address "host:port" and a socket timeout in seconds."""
+
+
+def parse_address(address: object, field: str = "address") -> tuple[str, int]:
+    """Split "host:port", or raise `InvalidConfig` naming `field`."""
+    if not isinstance(address, str) or address.count(":") != 1:
+        raise InvalidConfig(f"{field} must be 'host:port' (e.g. '127.0.0.1:11211'), got {address!r}")
+    host, _, port_text = address.partition(":")
+    if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise InvalidConfig(f"{field} must be 'host:port' with port in 1..65535, got {address!r}")
+    return host, int(port_text)
+
+
+class MemcachedNode:
+    """A memcached server through pymemcache: one plain client per thread.
+
+    pymemcache's `Client` is not thread-safe; one per thread avoids the pooled client's
+    per-call checkout, which costs more than the rest of the cache's fast path.
+    """
+
+    def __init__(self, address: str, timeout: float) -> None:
+        self.address = address
+        self._server = parse_address(address)
+        self._timeout = timeout
+        self._local = threading.local()
+        # Weak: a client dies with its thread's local storage, so thread churn leaks no sockets.
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    @property
+    def _client(self) -> Any:
+        try:
+            return self._local.client
+        except AttributeError:
+            from pymemcache.client.base import Client  # type: ignore[import-untyped]
+
+            client = Client(
+                self._server,
+                connect_timeout=self._timeout,
+                timeout=self._timeout,
+                no_delay=True,
+                default_noreply=False,  # a write must be acknowledged to count for its zone
+                allow_unicode_keys=True,
+            )
+            with self._lock:
+                self._clients.add(client)
+            self._local.client = client
+            return client
+
+    def _run(self, call: Callable[[Any], T]) -> T:
+        """Run `call(client)`, once more if the client's connection had gone stale.
+
+        A server that restarted leaves each thread's open socket dead; pymemcache closes it on the
+        first error, so one retry reconnects. A client with no socket is not retried: its error
+        is about the server now (refused, timed out), which the guard must see at once.
+        """
+        client = self._client
+        stale = client.sock is not None
+        try:
+            return call(client)
+        except _STALE_ERRORS:
+            if not stale:
+                raise
+            return call(client)
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            client = self._local.client
+        except AttributeError:
+            client = self._client
+        stale = client.sock is not None
+        try:
+            value: bytes | None = client.get(key)
+        except _STALE_ERRORS:
+            if not stale:
+                raise
+            value = client.get(key)
+        return value
+
+    def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        found: dict[bytes, bytes] = self._run(lambda c: c.get_many(keys))
+        return found
+
+    def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None:
+        if len(items) == 1:  # the common case, kept lean like get()
+            key, data = items[0]
+            client = self._client
+            stale = client.sock is not None
+            try:
+                stored = client.set(key, data, expire=ttl, noreply=False)
+            except _STALE_ERRORS:
+                if not stale:
+                    raise
+                stored = client.set(key, data, expire=ttl, noreply=False)
+            if not stored:
+                raise OSError(f"memcached {self.address} did not store {key[:40]!r}")
+            return
+        failed = self._run(lambda c: c.set_many(dict(items), expire=ttl, noreply=False))
+        if failed:
+            raise OSError(f"memcached {self.address} did not store {len(failed)} of {len(items)} items")
+
+    def add(self, key: bytes, data: bytes, ttl: int) -> bool:
+        return bool(self._run(lambda c: c.add(key, data, expire=ttl, noreply=False)))
+
+    def delete(self, key: bytes) -> bool:
+        return bool(self._run(lambda c: c.delete(key, noreply=False)))
+
+    def touch(self, key: bytes, ttl: int) -> bool:
+        return bool(self._run(lambda c: c.touch(key, expire=ttl, noreply=False)))
+
+    def dump(self, batch: int) -> Iterator[list[tuple[bytes, int]]]:
+        """Keys from `lru_crawler metadump all` (memcached >= 1.4.31), streamed from a plain socket."""
+        deadline = time.monotonic() + MAX_DUMP_SECONDS
+        with socket.create_connection(self._server, timeout=max(self._timeout, 1.0)) as sock:
+            lines = self._command_lines(sock, b"lru_crawler metadump all\r\n", deadline)
+            out: list[tuple[bytes, int]] = []
+            now = time.time()
+            for line in lines:
+                if line == b"END":
+                    break
+                if line.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR", b"BUSY")):
+                    reply = line.decode(errors="replace")
+                    raise OSError(f"memcached {self.address} refused metadump: {reply}")
+                fields = dict(part.split(b"=", 1) for part in line.split() if b"=" in part)
+                if b"key" not in fields:
+                    continue
+                exp = int(fields.get(b"exp", b"-1"))
+                if exp == -1:
+                    ttl = 0
+                else:
+                    ttl = math.ceil(exp - now)
+                    if ttl <= 0:
+                        continue  # expired, not yet reclaimed
+                out.append((urllib.parse.unquote_to_bytes(fields[b"key"]), ttl))
+                if len(out) >= batch:
+                    yield out
+                    out = []
+            if out:
+                yield out
+
+    @staticmethod
+    def _command_lines(sock: socket.socket, command: bytes, deadline: float) -> Iterator[bytes]:
+        sock.sendall(command)
+        buffer = b""
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")  # metadump ends items with \n, END with \r\n
+            for line in lines:
+                line = line.rstrip(b"\r")
+                yield line
+                if line == b"END":
+                    return
+        raise TimeoutError(f"key listing took longer than {MAX_DUMP_SECONDS} s")
+
+    def count(self) -> int:
+        return int(self.stats()["items"])
+
+    def stats(self) -> dict[str, Any]:
+        stats = self._run(lambda c: c.stats())
+        raw = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in stats.items()}
+        return {
+            "items": int(raw.get("curr_items", 0)),
+            "hits": int(raw.get("get_hits", 0)),
+            "misses": int(raw.get("get_misses", 0)),
+            "memory_bytes": int(raw.get("bytes", 0)),
+            "uptime_s": int(raw.get("uptime", 0)),
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            clients = list(self._clients)
+            self._clients.clear()
+        for client in clients:
+            client.close()
+
+
+class ValkeyNode:
+    """A Valkey or Redis server through redis-py's connection pool."""
+
+    def __init__(self, address: str, timeout: float) -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.retry import Retry
+
+        host, port = parse_address(address)
+        self.address = address
+        self._client = redis.Redis(
+            host=host,
+            port=port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # One immediate retry on a broken connection only (a server restart leaves pooled
+            # connections dead); never on a timeout, so a hung node costs one timeout.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            max_connections=64,
+        )
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._client.get(key)  # type: ignore[assignment]  # bytes: no decoding
+        return value
+
+    def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        values: list[bytes | None] = self._client.mget(keys)  # type: ignore[assignment]
+        return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+    def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None:
+        ex = ttl or None
+        if len(items) == 1:
+            key, data = items[0]
+            self._client.set(key, data, ex=ex)
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for key, data in items:
+            pipe.set(key, data, ex=ex)
+        pipe.execute()
+
+    def add(self, key: bytes, data: bytes, ttl: int) -> bool:
+        return bool(self._client.set(key, data, ex=ttl or None, nx=True))
+
+    def delete(self, key: bytes) -> bool:
+        return bool(self._client.delete(key))
+
+    def touch(self, key: bytes, ttl: int) -> bool:
+        if ttl:
+            return bool(self._client.expire(key, ttl))
+        pipe = self._client.pipeline(transaction=True)
+        pipe.exists(key)
+        pipe.persist(key)
+        exists, _ = pipe.execute()
+        return bool(exists)
+
+    def dump(self, batch: int) -> Iterator[list[tuple[bytes, int]]]:
+        """Keys from SCAN, with their remaining TTL from one pipelined PTTL per batch."""
+        deadline = time.monotonic() + MAX_DUMP_SECONDS
+        cursor = 0
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"key listing took longer than {MAX_DUMP_SECONDS} s")
+            cursor, found = self._client.scan(cursor=cursor, count=batch)
+            keys = [k if isinstance(k, bytes) else k.encode() for k in found]
+            if keys:
+                pipe = self._client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.pttl(key)
+                out: list[tuple[bytes, int]] = []
+                for key, pttl in zip(keys, pipe.execute(), strict=True):
+                    if pttl == -1:
+                        out.append((key, 0))
+                    elif pttl > 0:
+                        out.append((key, math.ceil(pttl / 1000)))
+                if out:
+                    yield out
+            if cursor == 0:
+                return
+
+    def count(self) -> int:
+        return int(self._client.dbsize())
+
+    def stats(self) -> dict[str, Any]:
+        info: dict[str, Any] = self._client.info()
+        return {
+            "items": int(self._client.dbsize()),
+            "hits": int(info.get("keyspace_hits", 0)),
+            "misses": int(info.get("keyspace_misses", 0)),
+            "memory_bytes": int(info.get("used_memory", 0)),
+            "uptime_s": int(info.get("uptime_in_seconds", 0)),
+        }
+
+    def close(self) -> None:
+        self._client.close()
+
+
+BACKENDS: dict[str, NodeFactory] = {
+    "memcached": MemcachedNode,
+    "valkey": ValkeyNode,
+    "redis": ValkeyNode,
+}
+
+
+def node_factory(backend: str | NodeFactory) -> NodeFactory:
+    """Resolve a backend name (or pass a factory through)."""
+    if callable(backend):
+        return backend
+    try:
+        return BACKENDS[backend]
+    except (KeyError, TypeError):
+        allowed = sorted(BACKENDS)
+        raise InvalidConfig(f"backend must be one of {allowed} or a factory, got {backend!r}") from None

@@ -1,0 +1,135 @@
+"""Write acknowledgement: how many zones must confirm a write, and a latch to wait on."""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+
+from ._errors import InvalidConfig
+
+
+class Policy(enum.Enum):
+    """How many zones must acknowledge a write before `Latch.wait` returns True."""
+
+    ONE = "one"
+    QUORUM = "quorum"
+    ALL_MINUS_ONE = "all_minus_one"
+    ALL = "all"
+
+    def required(self, zones: int) -> int:
+        """Acknowledgements needed out of `zones`."""
+        if self is Policy.ONE:
+            return 1
+        if self is Policy.QUORUM:
+            return zones // 2 + 1
+        if self is Policy.ALL_MINUS_ONE:
+            return max(zones - 1, 1)
+        return zones
+
+    @classmethod
+    def parse(cls, value: object, field: str = "policy") -> Policy:
+        """Accept a `Policy` or its name ("quorum", "ALL_MINUS_ONE", ...)."""
+        if isinstance(value, Policy):
+            return value
+        if isinstance(value, str):
+            for policy in cls:
+                if value.lower() in (policy.value, policy.name.lower()):
+                    return policy
+        allowed = ", ".join(p.name for p in cls)
+        raise InvalidConfig(f"{field} must be one of {allowed}, got {value!r}")
+
+
+class Latch:
+    """Collects one outcome per zone for one write.
+
+    `wait(timeout)` returns True as soon as the policy is met, False once it can no longer be met
+    or at the timeout. `results` maps each zone that answered to its outcome ("stored",
+    "not_stored", "deleted", "not_found", "touched", "dropped", "error: ...").
+    """
+
+    __slots__ = ("_cond", "_failed", "_lock", "_ok", "_results", "operation", "policy", "required", "zones")
+
+    def __init__(self, operation: str, policy: Policy, zones: list[str], required: int | None = None) -> None:
+        self.operation = operation
+        self.policy = policy
+        self.zones = zones
+        self.required = policy.required(len(zones)) if required is None else required
+        self._results: dict[str, str] = {}
+        self._ok = 0
+        self._failed: list[str] = []
+        self._lock = threading.Lock()
+        # Made on the first wait that must block: most writes are never waited on.
+        self._cond: threading.Condition | None = None
+
+    def report(self, zone: str, ok: bool, outcome: str) -> None:
+        """Record `zone`'s outcome (called by the cache and its zone writers)."""
+        with self._lock:
+            if zone in self._results:
+                return
+            self._results[zone] = outcome
+            if ok:
+                self._ok += 1
+            else:
+                self._failed.append(zone)
+            if self._cond is not None:
+                self._cond.notify_all()
+
+    def _decided(self) -> bool:
+        return self._ok >= self.required or len(self.zones) - len(self._failed) < self.required
+
+    def _all_answered(self) -> bool:
+        return len(self._results) == len(self.zones)
+
+    def _wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        with self._lock:
+            if predicate():
+                return True
+            if self._cond is None:
+                self._cond = threading.Condition(self._lock)
+            return self._cond.wait_for(predicate, timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the policy is met (True), cannot be met or `timeout` passes (False)."""
+        self._wait_for(self._decided, timeout)
+        return self.ok
+
+    def wait_all(self, timeout: float | None = None) -> bool:
+        """Block until every zone has answered (True) or `timeout` passes (False)."""
+        return self._wait_for(self._all_answered, timeout)
+
+    @property
+    def succeeded(self) -> int:
+        """Zones that acknowledged the write so far."""
+        with self._lock:
+            return self._ok
+
+    @property
+    def failed_zones(self) -> list[str]:
+        """Zones where the write failed or was dropped, so far."""
+        with self._lock:
+            return list(self._failed)
+
+    @property
+    def pending_zones(self) -> list[str]:
+        """Zones that have not answered yet."""
+        with self._lock:
+            return [z for z in self.zones if z not in self._results]
+
+    @property
+    def results(self) -> dict[str, str]:
+        """Outcome per zone that has answered."""
+        with self._lock:
+            return dict(self._results)
+
+    @property
+    def ok(self) -> bool:
+        """True once the policy is met (does not wait)."""
+        with self._lock:
+            return self._ok >= self.required
+
+    def __repr__(self) -> str:
+        return (
+            f"<Latch {self.operation} {self.policy.name} {self.succeeded}/{self.required} "
+            f"failed={self.failed_zones} pending={self.pending_zones}>"
+        )

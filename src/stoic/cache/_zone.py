@@ -1,0 +1,195 @@
+"""One zone: a full copy of the data, sharded over its servers by a ketama ring.
+
+Every server call goes through the server's own guard `Dependency`, so a dead node fails fast
+once its breaker opens.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from stoic.guard import Dependency
+
+from . import _frames as frames
+from ._backends import Node
+from ._errors import CorruptValue
+from ._ring import HashRing
+
+T = TypeVar("T")
+
+
+class Server:
+    """One cache server of a zone, guarded."""
+
+    __slots__ = ("address", "dependency", "node", "zone")
+
+    def __init__(self, zone: str, node: Node, dependency: Dependency) -> None:
+        self.zone = zone
+        self.address = node.address
+        self.node = node
+        self.dependency = dependency
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = self.dependency.call(fn, *args)
+        return result
+
+
+class Zone:
+    """A named group of servers holding one full copy of the data."""
+
+    def __init__(self, name: str, servers: list[Server], points: int = 160) -> None:
+        self.name = name
+        self.servers = {s.address: s for s in servers}
+        self.ring = HashRing(self.servers, points=points)
+        self._only = servers[0] if len(servers) == 1 else None
+
+    @property
+    def addresses(self) -> list[str]:
+        """The zone's server addresses."""
+        return list(self.servers)
+
+    def server_for(self, key: bytes) -> Server:
+        """The server that owns `key` in this zone."""
+        if self._only is not None:
+            return self._only
+        return self.servers[self.ring.node_for(key)]
+
+    def breakers(self) -> dict[str, str]:
+        """Breaker state per server address."""
+        return {a: s.dependency.breaker.state for a, s in self.servers.items()}
+
+    def reset_breakers(self) -> None:
+        """Close every breaker of the zone (used when an operator brings the zone back)."""
+        for server in self.servers.values():
+            server.dependency.breaker.reset()
+
+    # reads -----------------------------------------------------------------------------------
+
+    def fetch(self, key: bytes) -> bytes | None:
+        """The payload stored under `key`, chunks joined and verified; None on a miss.
+
+        Raises on a server error, `CorruptValue` on a failed check.
+        """
+        server = self.server_for(key)
+        data = server.call(server.node.get, key)
+        if data is None:
+            return None
+        head = frames.decode_head(data)
+        if isinstance(head, bytes):
+            return head
+        return self._join(head)
+
+    def fetch_many(self, keys: list[bytes]) -> tuple[dict[bytes, bytes], set[bytes], set[bytes]]:
+        """(payloads found, keys whose server failed, keys whose value was corrupt).
+
+        One multi-get per server; a failing server loses only its own keys.
+        """
+        found: dict[bytes, bytes] = {}
+        failed: set[bytes] = set()
+        corrupt: set[bytes] = set()
+        for server, group in self._group(keys).items():
+            try:
+                got = server.call(server.node.get_many, group)
+            except Exception:
+                failed.update(group)
+                continue
+            for key, data in got.items():
+                try:
+                    head = frames.decode_head(data)
+                    payload = head if isinstance(head, bytes) else self._join(head)
+                    if payload is not None:  # None: a chunk was evicted, a plain miss
+                        found[key] = payload
+                except CorruptValue:
+                    corrupt.add(key)
+                except Exception:
+                    failed.add(key)
+        return found, failed, corrupt
+
+    def _join(self, manifest: frames.Manifest) -> bytes | None:
+        chunk_keys = manifest.chunk_keys()
+        chunks: dict[bytes, bytes] = {}
+        for server, group in self._group(chunk_keys).items():
+            chunks.update(server.call(server.node.get_many, group))
+        if len(chunks) != len(chunk_keys):
+            return None  # a chunk was evicted: the value is gone from this zone
+        return manifest.join([chunks[k] for k in chunk_keys])
+
+    def _group(self, keys: list[bytes]) -> dict[Server, list[bytes]]:
+        groups: defaultdict[Server, list[bytes]] = defaultdict(list)
+        for key in keys:
+            groups[self.server_for(key)].append(key)
+        return groups
+
+    def _manifest(self, key: bytes) -> frames.Manifest | None:
+        server = self.server_for(key)
+        data = server.call(server.node.get, key)
+        if data is None:
+            return None
+        try:
+            head = frames.decode_head(data)
+        except CorruptValue:
+            return None
+        return head if isinstance(head, frames.Manifest) else None
+
+    # writes (each returns (acknowledged, outcome)) ------------------------------------------------
+
+    def store(self, items: list[tuple[bytes, bytes]], ttl: int) -> tuple[bool, str]:
+        """Write a value's items: chunks first, the head item last (readers see all or nothing)."""
+        if len(items) > 1:
+            self._store_chunks(items[:-1], ttl)
+        server = self.server_for(items[-1][0])
+        server.dependency.call(server.node.set_many, items[-1:], ttl)
+        return True, "stored"
+
+    def _store_chunks(self, chunks: list[tuple[bytes, bytes]], ttl: int) -> None:
+        data = dict(chunks)
+        for server, group in self._group(list(data)).items():
+            server.call(server.node.set_many, [(k, data[k]) for k in group], ttl)
+
+    def add(self, items: list[tuple[bytes, bytes]], ttl: int) -> tuple[bool, str]:
+        """Store only if the key is absent here; "not_stored" counts as not acknowledged."""
+        if len(items) > 1:
+            self._store_chunks(items[:-1], ttl)
+        key, head = items[-1]
+        server = self.server_for(key)
+        if server.call(server.node.add, key, head, ttl):
+            return True, "stored"
+        return False, "not_stored"
+
+    def delete(self, key: bytes) -> tuple[bool, str]:
+        """Delete a key (and its chunks, if it has any). A missing key is acknowledged too."""
+        manifest = self._manifest(key)
+        server = self.server_for(key)
+        deleted = server.call(server.node.delete, key)
+        if manifest is not None:
+            for chunk_key in manifest.chunk_keys():
+                chunk_server = self.server_for(chunk_key)
+                chunk_server.call(chunk_server.node.delete, chunk_key)
+        return True, "deleted" if deleted else "not_found"
+
+    def touch(self, key: bytes, ttl: int) -> tuple[bool, str]:
+        """Give a key (and its chunks) a new TTL. A missing key is acknowledged as "not_found"."""
+        manifest = self._manifest(key)
+        if manifest is not None:
+            for chunk_key in manifest.chunk_keys():
+                chunk_server = self.server_for(chunk_key)
+                chunk_server.call(chunk_server.node.touch, chunk_key, ttl)
+        server = self.server_for(key)
+        touched = server.call(server.node.touch, key, ttl)
+        return True, "touched" if touched else "not_found"
+
+    def count(self) -> int:
+        """Items held by the zone's servers (unreachable servers count 0)."""
+        total = 0
+        for server in self.servers.values():
+            try:
+                total += server.call(server.node.count)
+            except Exception:
+                continue
+        return total
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.node.close()

@@ -1,0 +1,108 @@
+"""Writes reach every zone: local synchronously, remote through bounded writers, with latches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from stoic.cache import CacheError, EmbeddedValkey, LocalMemcached, Policy, ZonalCache
+from stoic.guard import Registry
+
+
+@pytest.mark.parametrize("fleet_name", ["memcached3", "valkey3"])
+def test_set_add_touch_delete_reach_every_zone(
+    fleet_name: str, request: pytest.FixtureRequest, make_cache: Callable[..., ZonalCache], prefix: str
+) -> None:
+    cache = make_cache(request.getfixturevalue(fleet_name))
+    key = prefix + "row"
+    latch = cache.set(key, ["a", "b"], policy=Policy.ALL)
+    assert latch.wait(2.0) and latch.succeeded == 3 and latch.failed_zones == []
+    assert latch.results == {"zone-a": "stored", "zone-b": "stored", "zone-c": "stored"}
+    assert all(cache.get(key, zone=z) == ["a", "b"] for z in cache.zones)
+
+    added = cache.add(key, "other", policy="all")
+    assert added.wait_all(2.0) and not added.ok
+    assert set(added.results.values()) == {"not_stored"}  # present everywhere: add never overwrites
+    fresh = cache.add(prefix + "new", 7, policy="all")
+    assert fresh.wait(2.0) and all(cache.get(prefix + "new", zone=z) == 7 for z in cache.zones)
+
+    assert cache.touch(key, 1, policy="all").wait(2.0)
+    assert cache.delete(prefix + "new", policy="all").wait(2.0)
+    assert all(cache.get(prefix + "new", zone=z) is None for z in cache.zones)
+    gone = cache.delete(prefix + "new", policy="all")
+    assert gone.wait_all(2.0) and set(gone.results.values()) == {"not_found"}  # still acknowledged
+    time.sleep(2.1)  # the touched TTL of 1 s has passed in every zone
+    assert all(cache.get(key, zone=z) is None for z in cache.zones)
+
+
+def test_ttl_zero_never_expires_and_default_ttl_applies(
+    valkey3: EmbeddedValkey, make_cache: Callable[..., ZonalCache], prefix: str
+) -> None:
+    cache = make_cache(valkey3, default_ttl=120)
+    assert cache.set(prefix + "default", 1, policy="all").wait(2.0)
+    assert cache.set(prefix + "forever", 1, ttl=0, policy="all").wait(2.0)
+    for address in (s for z in valkey3.zones.values() for s in z):
+        host, port = address.split(":")
+        client = redis.Redis(host=host, port=int(port))
+        try:
+            assert 110 <= client.ttl(prefix + "default") <= 120
+            assert client.ttl(prefix + "forever") == -1
+        finally:
+            client.close()
+
+
+def test_a_hung_zone_drops_writes_once_its_queue_is_full(make_cache: Callable[..., ZonalCache]) -> None:
+    with LocalMemcached(zones=2, per_zone=1) as fleet:
+        cache = make_cache(fleet, write_queue=2, timeout=0.2)
+        hung = fleet.zones["zone-b"][0]
+        fleet.pause(hung)  # SIGSTOP: connections stay open, nothing answers
+        try:
+            latches = [cache.set(f"k{i}", i, policy="all") for i in range(10)]
+            assert all(latch.results["zone-a"] == "stored" for latch in latches)  # the local write is sync
+            dropped = [latch for latch in latches if latch.results.get("zone-b") == "dropped"]
+            assert len(dropped) >= 6  # at most one in flight and two queued
+            assert all(not latch.wait(0.0) for latch in dropped)
+            assert cache.snapshot()["operations"]["set"]["zone-b"]["dropped"] == len(dropped)
+            # a quorum of 2 zones needs the hung zone too: not met while it hangs
+            assert cache.set("q", 1, policy="quorum").wait(0.0) is False
+        finally:
+            fleet.resume(hung)
+        assert cache.flush_writes(5.0)
+        assert cache.set("after", 1, policy="all").wait(2.0)  # the zone answers again
+
+
+def test_each_server_is_a_named_guard_dependency(
+    memcached3: LocalMemcached, make_cache: Callable[..., ZonalCache]
+) -> None:
+    registry = Registry()
+    cache = make_cache(memcached3, registry=registry, name="titles", owner="catalog-team")
+    expected = sorted(f"titles/{zone}/{a}" for zone, addrs in memcached3.zones.items() for a in addrs)
+    assert registry.names() == expected
+    assert cache.set("k", 1, policy="all").wait(2.0)
+    assert cache.get("k") == 1
+    local = registry.get(f"titles/zone-a/{cache.zone('zone-a').server_for(b'k').address}")
+    snap = local.snapshot()
+    assert snap["owner"] == "catalog-team" and snap["counts"]["success"] >= 2
+    cache.close()
+    assert registry.names() == []
+    with pytest.raises(CacheError, match="closed"):
+        cache.set("k", 2)
+
+
+@pytest.mark.parametrize("backend", ["memcached", "valkey"])
+def test_a_restarted_zone_takes_writes_at_once(backend: str, make_cache: Callable[..., ZonalCache]) -> None:
+    """Connections left open to a server that restarted reconnect on first use, not fail once."""
+    fleet = LocalMemcached(zones=2, per_zone=1) if backend == "memcached" else EmbeddedValkey(2, 1)
+    with fleet:
+        cache = make_cache(fleet)
+        assert cache.set("k", 1, policy="all").wait(2.0)  # every connection is open now
+        for zone in fleet.zones:
+            fleet.kill_zone(zone)
+            fleet.restart_zone(zone)
+        latch = cache.set("k", 2, policy="all")
+        assert latch.wait(2.0), latch
+        assert cache.get("k", zone="zone-a") == 2 and cache.get("k", zone="zone-b") == 2
+        assert "error" not in cache.snapshot()["operations"].get("get", {}).get("zone-a", {})
