@@ -8,7 +8,7 @@ Standard library only.
 'empty'
 """
 
-from ._clock import Clock, ManualClock, SystemClock
+from ._clock import Clock, ManualClock, SystemClock, VirtualTimeLoop
 from ._dependency import BreakerControl, Dependency
 from ._errors import (
     BreakerOpen,
@@ -59,6 +59,7 @@ __all__ = [
     "SemaphoreBulkhead",
     "SystemClock",
     "ThreadPoolBulkhead",
+    "VirtualTimeLoop",
     "current_fault",
     "inject",
     "registry",

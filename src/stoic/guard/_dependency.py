@@ -321,8 +321,8 @@ class Dependency:
 
     def _deadlines_for(self, loop: asyncio.AbstractEventLoop, timeout: float) -> Deadlines:
         # forget closed loops (tests and asyncio.run create many) so they can be collected
-        for old in [lp for lp in self._deadlines if lp.is_closed()]:
-            del self._deadlines[old]
+        for old in [lp for lp in list(self._deadlines) if lp.is_closed()]:  # list(): atomic copy
+            self._deadlines.pop(old, None)
         deadlines = self._deadlines[loop] = Deadlines(loop, timeout)
         return deadlines
 
@@ -335,8 +335,9 @@ class Dependency:
             outcome = _TIMEOUT
         elif isinstance(exc, self._failure_on):
             outcome = _FAILURE
-        else:  # not a failure of the dependency: it answered, the caller gets its error (as resilience4j)
-            self._state.leave(end, _SUCCESS, elapsed, admitted, release)
+        else:  # not a failure of the dependency: it answered, the caller gets its error (as resilience4j);
+            # KeyboardInterrupt and other non-Exceptions say nothing about it and count as nothing
+            self._state.leave(end, _SUCCESS if isinstance(exc, Exception) else -1, elapsed, admitted, release)
             raise exc
         self._state.leave(end, outcome, elapsed, admitted, release)
         self._emit_outcome(Outcome(outcome), elapsed, exc)
