@@ -110,3 +110,12 @@ def test_bad_settings_name_the_field() -> None:
         HoltWinters(season=1)
     with pytest.raises(ValueError, match=r"^alpha: must be <= 1"):
         Holt(alpha=1.5)
+
+
+def test_a_short_season_still_learns_its_spread_per_slot() -> None:
+    # 12 buckets a day (2-hour buckets): fewer than the 24 hourly slots the spread uses by default
+    detector = DropDetector(season=12, warmup=5)
+    assert detector.spread_slots == 12
+    level = [100.0 + 40 * math.sin(2 * math.pi * t / 12) for t in range(12 * 6)]
+    assert not any(detector.step(v).anomalous for v in level)
+    assert any(detector.step(v * 0.3).anomalous for v in level[:6])

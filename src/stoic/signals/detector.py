@@ -54,7 +54,7 @@ class DropDetector:
         warmup: int = 30,
         hold: int | None = None,
         spread_alpha: float = 0.01,
-        spread_slots: int = 24,
+        spread_slots: int | None = None,
         nonnegative: bool = True,
     ) -> None:
         self.forecast: Forecast = forecast if forecast is not None else DailyPattern(season)
@@ -68,7 +68,8 @@ class DropDetector:
         self.spread_alpha = _validate.number("spread_alpha", spread_alpha, low=0.0, high=1.0, low_open=True)
         self.season = _validate.integer("season", season, low=1)
         self.nonnegative = nonnegative
-        self.spread_slots = _validate.integer("spread_slots", spread_slots, low=1, high=max(1, season))
+        slots = spread_slots if spread_slots is not None else min(24, self.season)  # hourly by default
+        self.spread_slots = _validate.integer("spread_slots", slots, low=1, high=max(1, self.season))
         # The residual spread is learnt per time-of-day slot: quiet hours have a much smaller
         # absolute noise than prime time, and one spread for both would blind the night.
         self._sigmas: list[float | None] = [None] * self.spread_slots
