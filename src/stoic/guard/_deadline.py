@@ -13,24 +13,30 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from ._clock import Clock
+
 RUNNING, DONE, EXPIRED = 0, 1, 2
 
 
 class Deadlines:
     """In-flight coroutine calls of one dependency on one event loop."""
 
-    __slots__ = ("armed", "loop", "pending", "timeout")
+    __slots__ = ("armed", "loop", "pending", "shared_clock", "timeout")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, clock: Clock) -> None:
         self.loop = loop
         self.timeout = timeout
+        # Asyncio loops keep time with the monotonic clock, as the guard does: then the call's own
+        # start reading gives the deadline and the loop need not be asked again on every call.
+        self.shared_clock = abs(loop.time() - clock.now_ns() / 1e9) < 0.001
         # entries: [deadline (loop time), task, RUNNING | DONE | EXPIRED]
         self.pending: deque[list[Any]] = deque()
         self.armed = False
 
-    def start(self, task: asyncio.Task[Any]) -> list[Any]:
+    def start(self, task: asyncio.Task[Any], now_ns: int) -> list[Any]:
         """Register `task` for cancellation at now + timeout; mark the entry DONE when it ends."""
-        entry: list[Any] = [self.loop.time() + self.timeout, task, RUNNING]
+        now = now_ns / 1e9 if self.shared_clock else self.loop.time()
+        entry: list[Any] = [now + self.timeout, task, RUNNING]
         self.pending.append(entry)
         if not self.armed:
             self.armed = True

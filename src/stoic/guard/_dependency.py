@@ -23,7 +23,7 @@ from ._errors import (
     InjectedFailure,
 )
 from ._events import Event, Outcome, Result
-from ._inject import Fault, _process_injector, _request_injector, current_fault
+from ._inject import Fault, armed, current_fault
 from ._policies import BreakerPolicy, Bulkhead, Fallback, Retry, SemaphoreBulkhead, ThreadPoolBulkhead
 from ._pool import WorkerPool
 from ._registry import Registry
@@ -38,6 +38,7 @@ _SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(O
 _REJECTED, _SHORT = int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED)
 _RETRYABLE = (_FAILURE, _TIMEOUT)
 _DEFAULT_BREAKER = BreakerPolicy()
+_running_loop, _current_task = asyncio.get_running_loop, asyncio.current_task  # read once per call
 _DEFAULT_BULKHEAD = SemaphoreBulkhead()
 
 
@@ -216,7 +217,7 @@ class Dependency:
 
     # -- the primary attempt -------------------------------------------------------------------
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if _request_injector.get() is not None or _process_injector[0] is not None:
+        if armed[0]:
             fault = current_fault(self.name)
             if fault is not None:
                 fn = self._faulty(fault, fn)
@@ -230,6 +231,8 @@ class Dependency:
                 admitted = ADMITTED
             except IndexError:  # lost the last permit to another thread
                 admitted = state.enter(start)
+        elif state.gate_open and permits is None:  # no bulkhead
+            admitted = ADMITTED
         else:
             admitted = state.enter(start)
         if admitted > 0:
@@ -242,7 +245,10 @@ class Dependency:
             end = self._now()
             self._settle(exc, end, end - start, admitted, True)
         end = self._now()
-        state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
+        if admitted:  # a half-open trial
+            state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
+        else:
+            state.succeeded(end, end - start)
         if self._observed:
             self._emit(Event(self.name, Outcome.SUCCESS, (end - start) / 1e9))
         return value
@@ -267,7 +273,7 @@ class Dependency:
 
     async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                              kwargs: dict[str, Any]) -> Any:
-        if _request_injector.get() is not None or _process_injector[0] is not None:
+        if armed[0]:
             fault = current_fault(self.name)
             if fault is not None:
                 fn = self._faulty_async(fault, fn)
@@ -280,6 +286,8 @@ class Dependency:
                 admitted = ADMITTED
             except IndexError:
                 admitted = state.enter(start) if state.max_wait_s <= 0 else await state.enter_async(start)
+        elif state.gate_open and permits is None:
+            admitted = ADMITTED
         else:
             admitted = state.enter(start) if state.max_wait_s <= 0 else await state.enter_async(start)
         if admitted > 0:
@@ -291,13 +299,13 @@ class Dependency:
                 end = self._now()
                 self._settle(exc, end, end - start, admitted, True)
         else:
-            loop = asyncio.get_running_loop()
+            loop = _running_loop()
             deadlines = self._deadlines.get(loop)
             if deadlines is None:
                 deadlines = self._deadlines_for(loop, self.timeout)
-            task = asyncio.current_task()
+            task = _current_task(loop)  # passing the loop skips a second lookup
             assert task is not None, "acall needs a running task"
-            entry = deadlines.start(task)
+            entry = deadlines.start(task, start)
             try:
                 value = await fn(*args, **kwargs)
             except asyncio.CancelledError as exc:
@@ -314,7 +322,10 @@ class Dependency:
                 if entry[2] == RUNNING:
                     entry[2] = DONE
         end = self._now()
-        state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
+        if admitted:  # a half-open trial
+            state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
+        else:
+            state.succeeded(end, end - start)
         if self._observed:
             self._emit(Event(self.name, Outcome.SUCCESS, (end - start) / 1e9))
         return value
@@ -323,7 +334,7 @@ class Dependency:
         # forget closed loops (tests and asyncio.run create many) so they can be collected
         for old in [lp for lp in list(self._deadlines) if lp.is_closed()]:  # list(): atomic copy
             self._deadlines.pop(old, None)
-        deadlines = self._deadlines[loop] = Deadlines(loop, timeout)
+        deadlines = self._deadlines[loop] = Deadlines(loop, timeout, self._clock)
         return deadlines
 
     def _settle(self, exc: BaseException, end: int, elapsed: int, admitted: int, release: bool) -> NoReturn:

@@ -43,11 +43,14 @@ class Injector(Protocol):
 _request_injector: ContextVar[Injector | None] = ContextVar("stoic_injector", default=None)
 # A one-item list so the hot path reads it without a global statement or a lock.
 _process_injector: list[Injector | None] = [None]
+# Set once anything has ever injected in this process: until then a call skips the fault check.
+armed: list[bool] = [False]
 
 
 @contextmanager
 def inject(injector: Injector | None) -> Iterator[None]:
     """Apply `injector` to the calls made in this context only (this request, task or thread)."""
+    armed[0] = True
     token = _request_injector.set(injector)
     try:
         yield
@@ -57,6 +60,7 @@ def inject(injector: Injector | None) -> Iterator[None]:
 
 def set_process_injector(injector: Injector | None) -> None:
     """Apply `injector` to every call in this process (fleet-wide faults); None removes it."""
+    armed[0] = armed[0] or injector is not None
     _process_injector[0] = injector
 
 

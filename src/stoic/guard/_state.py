@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ._clock import Clock
 from ._events import Event, Outcome
 from ._policies import BreakerPolicy
-from ._window import FOLD_AFTER, N_BINS, RollingWindow
+from ._window import FOLD_AFTER, MAX_LATENCY_NS, N_BINS, RollingWindow
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 STATE_NAMES = ("closed", "open", "half_open")
@@ -36,7 +36,8 @@ class DependencyState:
     __slots__ = (
         "_cond", "_sync_waiters", "async_waiters", "breaker", "changes", "check_ns", "checked_at", "clock",
         "emit", "forced", "gate_open", "lock", "max_active", "max_wait_s", "name", "open_ns", "opened_at",
-        "permits", "slow_ns", "state", "trial_errors", "trial_results", "trials_left", "waiters", "window",
+        "permits", "plain_below", "slow_ns", "state", "trial_errors", "trial_results", "trials_left",
+        "waiters", "window",
     )
 
     def __init__(self, name: str, policy: BreakerPolicy | None, max_active: int, max_wait: float,
@@ -66,6 +67,8 @@ class DependencyState:
         self.open_ns = int(policy.open_for * 1e9) if policy else 0
         slow = policy.slow_call if policy and policy.slow_call is not None else slow_after
         self.slow_ns = int(slow * 1e9) if slow is not None else 0
+        # below this a success is plain: not slow, and inside the latency histogram's range
+        self.plain_below = min(self.slow_ns or MAX_LATENCY_NS, MAX_LATENCY_NS)
         self.check_ns = int(policy.check_interval * 1e9) if policy else 0
         self.checked_at = -self.check_ns  # the first failure may be judged at once
         self.trials_left = 0
@@ -244,6 +247,27 @@ class DependencyState:
                 self._check_health(now)
         if self.changes:
             self._tell()
+
+    def succeeded(self, now: int, latency_ns: int) -> None:
+        """`leave` for a plain success (not a trial): the hottest path, so the shortest one.
+
+        Slow calls, a new bucket and latencies outside the histogram take the general path.
+        """
+        permits = self.permits
+        if permits is not None:
+            permits.append(1)
+            if self.waiters:
+                self._wake_one()
+        window = self.window
+        if now >= window.current_end or not 8 <= latency_ns < self.plain_below:
+            self.leave(now, 0, latency_ns, ADMITTED, release=False)
+            return
+        bits = latency_ns.bit_length()
+        log = window.current_log
+        log.append((bits - 3) * 8 + (latency_ns >> (bits - 4)) - 8)  # _window.code(SUCCESS, False, ...)
+        if len(log) > FOLD_AFTER:
+            with self.lock:
+                window.fold(window.current)
 
     def release(self) -> None:
         """Give a bulkhead permit back and wake one waiter, if any."""

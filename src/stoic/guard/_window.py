@@ -15,6 +15,7 @@ from ._events import Outcome
 N_COUNTS = len(Outcome)
 # Log-linear latency bins (8 per power of two, so <= 12.5 % error), nanoseconds up to ~4.9 hours.
 N_BINS = 8 * 42
+MAX_LATENCY_NS = 1 << 44  # the last bin starts here
 FOLD_AFTER = 1 << 14  # bounds a bucket's unfolded log (memory) between reads
 
 
@@ -43,7 +44,8 @@ def code(outcome: int, slow: bool, latency_ns: int) -> int:
 class RollingWindow:
     """Not thread-safe for readers: the owner holds its lock around fold, roll, reset and snapshot."""
 
-    __slots__ = ("bucket_ns", "counts", "epochs", "fallbacks", "hist", "levels", "logs", "n", "totals")
+    __slots__ = ("bucket_ns", "counts", "current", "current_end", "current_log", "epochs", "fallbacks",
+                 "hist", "levels", "logs", "n", "totals")
 
     def __init__(self, window_s: float, buckets: int, levels: int) -> None:
         self.n = buckets
@@ -55,6 +57,11 @@ class RollingWindow:
         self.fallbacks = [[0] * self.levels for _ in range(buckets)]
         self.hist = [[0] * N_BINS for _ in range(buckets)]
         self.totals = [0] * N_COUNTS  # running sums over the live buckets, for an O(1) health check
+        # The newest bucket, so a plain success appends without computing its bucket: until
+        # `current_end` (ns) its log is `current_log`, at index `current`.
+        self.current = 0
+        self.current_end = 0
+        self.current_log = self.logs[0]
 
     def slot(self, now_ns: int) -> int:
         """Index of the bucket for `now_ns`, expiring buckets that fell out of the window."""
@@ -104,7 +111,11 @@ class RollingWindow:
                 self.fallbacks[j] = [0] * self.levels
                 self.hist[j] = [0] * N_BINS
                 self.epochs[j] = -1
-        self.epochs[epoch % self.n] = epoch
+        i = epoch % self.n
+        self.epochs[i] = epoch
+        end = (epoch + 1) * self.bucket_ns
+        if end > self.current_end:
+            self.current, self.current_end, self.current_log = i, end, self.logs[i]
 
     def reset(self) -> None:
         for j in range(self.n):
@@ -114,6 +125,7 @@ class RollingWindow:
             self.fallbacks[j] = [0] * self.levels
             self.hist[j] = [0] * N_BINS
         self.totals = [0] * N_COUNTS
+        self.current_end = 0  # the next call rolls to its bucket
 
     def snapshot(self, now_ns: int) -> tuple[list[int], list[int], dict[str, float]]:
         """(counts per outcome, counts per fallback level, latency in ms) over the live window."""
