@@ -4,7 +4,8 @@
 handle per call. A dependency has one timeout, so its deadlines arrive in order: a queue of
 in-flight calls and a single armed timer, set for the oldest unfinished deadline, are enough.
 When the timer fires it drops finished entries, cancels overdue tasks and re-arms for the next.
-Cost per call: one small list and a deque append.
+Cost per call: one small list and a deque append (and usually a popleft when it ends, so the queue
+holds about as many entries as there are calls in flight).
 """
 
 from __future__ import annotations

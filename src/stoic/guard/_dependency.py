@@ -321,6 +321,9 @@ class Dependency:
             finally:
                 if entry[2] == RUNNING:
                     entry[2] = DONE
+                    pending = deadlines.pending
+                    if pending[0] is entry:  # calls mostly end in the order they began: keep the queue short
+                        pending.popleft()
         end = self._now()
         if admitted:  # a half-open trial
             state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
