@@ -188,34 +188,29 @@ def chart(path: str, groups: list[tuple[str, dict[str, float]]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200_000, help="calls per round (>= 1000)")
-    parser.add_argument("--repeat", type=int, default=5, help="rounds per case, best kept (>= 1)")
+    parser.add_argument("--repeat", type=int, default=7, help="rounds per case, best kept (>= 1)")
     parser.add_argument("--chart", help="also write a PNG bar chart here")
     args = parser.parse_args()
     if args.calls < 1000 or args.repeat < 1:
         parser.error("--calls must be >= 1000 and --repeat >= 1")
     print(f"python {sys.version.split()[0]}, {args.calls} calls x best of {args.repeat}")
 
-    total = len(sync_cases()) + len(async_cases()) + 4
-    done = 0
-
-    def progress(name: str) -> None:
-        nonlocal done
-        done += 1
-        print(f"\r  [{done:2}/{total}] {name[:60]:60}", end="", file=sys.stderr, flush=True)
-
-    sync_rows: dict[str, float] = {}
-    for name, fn in sync_cases().items():
-        progress(name)
-        sync_rows[name] = measure(fn, args.calls, args.repeat)
-    async_rows: dict[str, float] = {}
-    for name, afn in async_cases().items():
-        progress(name)
-        async_rows[name] = ameasure(afn, args.calls, args.repeat)
-    thread_rows: dict[str, float] = {}
-    cases, cleanup = thread_cases()
-    for name, fn in cases.items():
-        progress(name)
-        thread_rows[name] = measure(fn, max(1000, args.calls // 10), args.repeat)
+    # Rounds go round-robin over the cases, so a slow spell on a shared machine hits every case
+    # alike instead of one case's every round; the best round of each case is kept.
+    sync = sync_cases()
+    asynchronous = async_cases()
+    threaded, cleanup = thread_cases()
+    sync_rows: dict[str, float] = dict.fromkeys(sync, float("inf"))
+    async_rows: dict[str, float] = dict.fromkeys(asynchronous, float("inf"))
+    thread_rows: dict[str, float] = dict.fromkeys(threaded, float("inf"))
+    for r in range(args.repeat):
+        print(f"\r  round {r + 1}/{args.repeat}", end="", file=sys.stderr, flush=True)
+        for name, fn in sync.items():
+            sync_rows[name] = min(sync_rows[name], measure(fn, args.calls, 1))
+        for name, afn in asynchronous.items():
+            async_rows[name] = min(async_rows[name], ameasure(afn, args.calls, 1))
+        for name, fn in threaded.items():
+            thread_rows[name] = min(thread_rows[name], measure(fn, max(1000, args.calls // 10), 1))
     cleanup()
     print(file=sys.stderr)
 
