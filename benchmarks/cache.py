@@ -4,7 +4,10 @@ Run: .venv/bin/python benchmarks/cache.py [--ops 20000] [--rounds 5]
 
 Every contender runs in the same process against the same servers, rounds interleaved, best round
 kept (the least disturbed by other work on the machine). Ratio = raw ops/s / contender ops/s
-(overhead; 1.00 = free). "guarded pymemcache" is raw pymemcache inside a bare stoic.guard
+(overhead; 1.00 = free). The CPU columns count this process's CPU time per operation (user + system,
+all its threads): on a virtual machine a loopback round trip's wall time swings with how soon the
+server's idle vCPU wakes up (from ~40 to ~170 us), which can hide or inflate a client's cost; its CPU
+time is what the client itself spends. "guarded pymemcache" is raw pymemcache inside a bare stoic.guard
 Dependency: the share of the overhead that is the guard itself. A 3-zone set is three writes (one
 here, two on the zone writer threads, which share this process's GIL).
 """
@@ -24,11 +27,12 @@ from stoic.guard import Dependency, Registry, SemaphoreBulkhead
 VALUE = b"v" * 100
 
 
-def measure(op: Callable[[int], object], ops: int) -> float:
-    start = time.perf_counter()
+def measure(op: Callable[[int], object], ops: int) -> tuple[float, float]:
+    """(operations per wall second, CPU microseconds per operation)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(ops):
         op(i)
-    return ops / (time.perf_counter() - start)
+    return ops / (time.perf_counter() - start), (time.process_time() - cpu) * 1e6 / ops
 
 
 def main() -> int:
@@ -71,15 +75,17 @@ def main() -> int:
             },
         }
         best: dict[tuple[str, str], float] = {}
+        best_cpu: dict[tuple[str, str], float] = {}
         total = args.rounds * sum(len(c) for c in contenders.values())
         done = 0
         for _ in range(args.rounds):
             for op, group in contenders.items():
                 for name, fn in group.items():
-                    rate = measure(fn, args.ops)
+                    rate, cpu_us = measure(fn, args.ops)
                     if op == "set" and name == "ZonalCache 3 zones":
                         three.flush_writes(30.0)  # let the remote zones drain before the next round
                     best[(op, name)] = max(best.get((op, name), 0.0), rate)
+                    best_cpu[(op, name)] = min(best_cpu.get((op, name), float("inf")), cpu_us)
                     done += 1
                     print(f"\r  measuring {done}/{total}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
@@ -89,12 +95,15 @@ def main() -> int:
             f"cache throughput, single thread, {args.ops} ops x best of {args.rounds} rounds, "
             f"100-byte values, memcached on 127.0.0.1"
         )
-        print(f"{'op':<5} {'contender':<22} {'ops/s':>10} {'us/op':>8} {'vs raw':>8}")
+        print(f"{'op':<5} {'contender':<22} {'ops/s':>10} {'us/op':>8} {'vs raw':>8}"
+              f" {'CPU us/op':>10} {'vs raw':>8}")
         for op, group in contenders.items():
             base = best[(op, "raw pymemcache")]
+            base_cpu = best_cpu[(op, "raw pymemcache")]
             for name in group:
-                rate = best[(op, name)]
-                print(f"{op:<5} {name:<22} {rate:>10,.0f} {1e6 / rate:>8.1f} {base / rate:>7.2f}x")
+                rate, cpu_us = best[(op, name)], best_cpu[(op, name)]
+                print(f"{op:<5} {name:<22} {rate:>10,.0f} {1e6 / rate:>8.1f} {base / rate:>7.2f}x"
+                      f" {cpu_us:>10.1f} {cpu_us / base_cpu:>7.2f}x")
         one.close()
         three.close()
         raw.close()

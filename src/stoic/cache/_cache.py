@@ -38,7 +38,7 @@ class ZonalCache:
 
     Example (servers at these addresses)::
 
-        cache = ZonalCache({"a": ["10.0.1.5:11211"], "b": ["10.0.2.5:11211"]}, local_zone="a")
+        cache = ZonalCache({"a": ["127.0.1.5:11211"], "b": ["127.0.2.5:11211"]}, local_zone="a")
         cache.set("title:42", {"name": "Stoic"}, policy="all").wait(0.5)
         cache.get("title:42")
     """

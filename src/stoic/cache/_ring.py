@@ -20,7 +20,7 @@ def _hash(key: bytes) -> int:
 class HashRing:
     """A ketama ring with `points` virtual nodes per node (160, as libketama).
 
-    >>> ring = HashRing(["10.0.0.1:11211", "10.0.0.2:11211"])
+    >>> ring = HashRing(["127.0.0.1:11211", "127.0.0.2:11211"])
     >>> ring.node_for(b"title:42") in ring.nodes
     True
     """
