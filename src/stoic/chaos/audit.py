@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._listeners import Listeners
+
 #: what became of a decision
 OUTCOMES = (
     "terminated",  # an instance was killed
@@ -84,7 +86,7 @@ class AuditLog:
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
-        self._listeners: list[Callable[[AuditEntry], None]] = []
+        self._listeners: Listeners[Callable[[AuditEntry], None]] = Listeners()
 
     def record(
         self,
@@ -113,8 +115,7 @@ class AuditLog:
                 row,
             )
             entry = AuditEntry(int(cur.lastrowid or 0), *row)
-            listeners = list(self._listeners)
-        for fn in listeners:
+        for fn in self._listeners.snapshot():
             fn(entry)
         return entry
 
@@ -166,15 +167,7 @@ class AuditLog:
 
     def listen(self, fn: Callable[[AuditEntry], None]) -> Callable[[], None]:
         """Call `fn(entry)` after every record (e.g. a dashboard timeline); returns an unsubscribe."""
-        with self._lock:
-            self._listeners.append(fn)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if fn in self._listeners:
-                    self._listeners.remove(fn)
-
-        return unsubscribe
+        return self._listeners.add(fn)
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
+from ._listeners import Listeners
 from ._spawn import free_port, http_ok, port_open, signal_group, spawn
 from .fleet import Fleet
 from .instance import LIVE_STATUSES, Instance
@@ -55,7 +56,7 @@ class Supervisor:
         self._lock = threading.RLock()
         self._instances: dict[str, Instance] = {}
         self._due: dict[str, float] = {}  # instance id -> monotonic time of its replacement
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[Listener] = Listeners()
         self._requests: queue.Queue[tuple[Instance, Future[None]]] = queue.Queue()
         self._closed = threading.Event()
         self._keeper = threading.Thread(target=self._keep, name="stoic-supervisor", daemon=True)
@@ -215,15 +216,7 @@ class Supervisor:
 
     def listen(self, fn: Listener) -> Callable[[], None]:
         """Call ``fn(event, instance)`` on lifecycle events (see `EVENTS`); returns an unsubscribe."""
-        with self._lock:
-            self._listeners.append(fn)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if fn in self._listeners:
-                    self._listeners.remove(fn)
-
-        return unsubscribe
+        return self._listeners.add(fn)
 
     def log_path(self, instance: Instance) -> Path | None:
         """Where the instance's stdout and stderr go (None: discarded)."""
@@ -380,9 +373,7 @@ class Supervisor:
                 self._check(inst)
 
     def _emit(self, event: str, inst: Instance) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for fn in listeners:
+        for fn in self._listeners.snapshot():
             try:
                 fn(event, inst)
             except Exception:

@@ -279,6 +279,7 @@ class Dependency:
                 fn = self._faulty_async(fault, fn)
         state = self._state
         start = self._now()
+        # The same lock-free admission as `_attempt`, inlined: a helper would cost a call per call.
         permits = state.permits
         if state.gate_open and permits:
             try:
