@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ._clock import Clock
 from ._events import Event, Outcome
 from ._policies import BreakerPolicy
-from ._window import FOLD_AFTER, MAX_LATENCY_NS, N_BINS, RollingWindow
+from ._window import FOLD_AFTER, MAX_LATENCY_NS, RollingWindow, code
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 STATE_NAMES = ("closed", "open", "half_open")
@@ -28,7 +28,6 @@ TRIAL = -1  # admitted as one of the half-open trial calls
 _SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(Outcome.TIMEOUT)
 _SLOW, _REJECTED, _SHORT = int(Outcome.SLOW), int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED)
 _RETRY = int(Outcome.RETRY)
-_LAST_BIN = N_BINS - 1
 UNBOUNDED = 2**62
 
 
@@ -213,14 +212,6 @@ class DependencyState:
             if admitted == TRIAL:
                 self._return_trial()
             return
-        # The log code, inlined from _window.code: this runs on every call.
-        if latency_ns < 8:
-            b = latency_ns if latency_ns > 0 else 0
-        else:
-            bits = latency_ns.bit_length()
-            b = (bits - 3) * 8 + ((latency_ns >> (bits - 4)) - 8)
-            if b > _LAST_BIN:
-                b = _LAST_BIN
         slow = 0 < self.slow_ns <= latency_ns
         window = self.window
         epoch = now // window.bucket_ns
@@ -229,7 +220,7 @@ class DependencyState:
             with self.lock:
                 window.roll(epoch)
         log = window.logs[i]
-        log.append(((outcome << 1) | slow) * N_BINS + b)
+        log.append(code(outcome, slow, latency_ns))
         if outcome == _SUCCESS and not slow and admitted != TRIAL:
             if len(log) > FOLD_AFTER:
                 with self.lock:
@@ -264,7 +255,8 @@ class DependencyState:
             return
         bits = latency_ns.bit_length()
         log = window.current_log
-        log.append((bits - 3) * 8 + (latency_ns >> (bits - 4)) - 8)  # _window.code(SUCCESS, False, ...)
+        # _window.code(SUCCESS, False, latency_ns), inlined: this runs on every call
+        log.append((bits - 3) * 8 + (latency_ns >> (bits - 4)) - 8)
         if len(log) > FOLD_AFTER:
             with self.lock:
                 window.fold(window.current)

@@ -20,6 +20,7 @@ FOLD_AFTER = 1 << 14  # bounds a bucket's unfolded log (memory) between reads
 
 
 def latency_bin(ns: int) -> int:
+    """The histogram bin of a latency in nanoseconds (log-linear; `bin_value` is its inverse)."""
     if ns < 8:
         return ns if ns > 0 else 0
     b = ns.bit_length()
