@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -11,16 +10,11 @@ from typing import Any
 
 import httpx
 
+from stoic.chaos import free_port
 from stoic.demo import DemoOptions, Report, Strike, run_demo
 from stoic.demo._progress import ProgressLine
 
 ZONE_APPS = ("account", "discovery", "edge", "evcache", "playback")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class DashboardWatcher(threading.Thread):

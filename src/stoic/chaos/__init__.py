@@ -9,6 +9,7 @@
 
 from ._errors import ChaosConfigError
 from ._monkey import Action, Monkey, RunContext
+from ._spawn import free_port
 from .army import RunReport, SimianArmy
 from .audit import OUTCOMES, AuditEntry, AuditLog
 from .board import BOARD_ENV, BoardInjector, FaultBoard, FaultRule, install, uninstall
@@ -86,6 +87,7 @@ __all__ = [
     "SystemClock",
     "Target",
     "WebhookNotifier",
+    "free_port",
     "group_key",
     "has_fallback",
     "has_owner",

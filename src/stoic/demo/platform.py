@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from stoic.chaos import Instance, Supervisor
+from stoic.chaos import Instance, Supervisor, free_port
 
 from .topology import CACHE_APP, OWNERS, REGIONS, Endpoint, Topology
 
 #: seconds before a killed process is replaced (an auto-scaling group bringing the slot back)
 RESTART_AFTER = 6.0
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _valkey_argv(port: int, data: Path) -> list[str]:
