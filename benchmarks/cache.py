@@ -4,12 +4,14 @@ Run: .venv/bin/python benchmarks/cache.py [--ops 20000] [--rounds 5]
 
 Every contender runs in the same process against the same servers, rounds interleaved, best round
 kept (the least disturbed by other work on the machine). Ratio = raw ops/s / contender ops/s
-(overhead; 1.00 = free). The CPU columns count this process's CPU time per operation (user + system,
-all its threads): on a virtual machine a loopback round trip's wall time swings with how soon the
-server's idle vCPU wakes up (from ~40 to ~170 us), which can hide or inflate a client's cost; its CPU
-time is what the client itself spends. "guarded pymemcache" is raw pymemcache inside a bare stoic.guard
-Dependency: the share of the overhead that is the guard itself. A 3-zone set is three writes (one
-here, two on the zone writer threads, which share this process's GIL).
+(overhead; 1.00 = free). The benchmark and its servers share one CPU (see _cpu.py): on a virtual
+machine a loopback round trip between CPUs otherwise swings with how soon the other vCPU wakes up
+(from ~40 to ~170 us), which hides or inflates a client's cost. The CPU columns count this process's
+CPU time per operation (user + system, all its threads): what the client itself spends.
+"raw pymemcache, 0.1 s timeout" is the same client with a socket timeout, as production would run it
+(Python then polls before every send and recv). "guarded pymemcache" is raw pymemcache inside a bare
+stoic.guard Dependency: the share of the overhead that is the guard itself. A 3-zone set is three
+writes (one here, two on the zone writer threads, which share this process's GIL).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 
 from pymemcache.client.base import Client
 
+from _cpu import one_cpu
 from stoic.cache import LocalMemcached, ZonalCache
 from stoic.guard import Dependency, Registry, SemaphoreBulkhead
 
@@ -42,15 +45,23 @@ def main() -> int:
     parser.add_argument("--ops", type=int, default=5_000, help="operations per round (100..1000000)")
     parser.add_argument("--rounds", type=int, default=12, help="rounds per contender (1..50)")
     parser.add_argument("--chart", metavar="PNG", help="also draw the results as a bar chart (matplotlib)")
+    parser.add_argument("--all-cpus", action="store_true", help="do not pin to one CPU (see _cpu.py)")
     args = parser.parse_args()
     if not 100 <= args.ops <= 1_000_000 or not 1 <= args.rounds <= 50:
         parser.error("--ops must be in 100..1000000 and --rounds in 1..50")
+    with one_cpu(not args.all_cpus) as mode:
+        print(mode)
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
 
     keys = [f"bench:{i % 1000}" for i in range(args.ops)]
     with LocalMemcached(zones=3, per_zone=1) as servers:
         zones = servers.zones
         host, port = zones["zone-a"][0].split(":")
         raw = Client((host, int(port)), no_delay=True, default_noreply=False)
+        timed = Client((host, int(port)), no_delay=True, default_noreply=False, timeout=0.1)
         guard = Dependency(
             "bench", timeout=0.1, bulkhead=SemaphoreBulkhead(max_concurrent=64), registry=Registry()
         )
@@ -63,12 +74,14 @@ def main() -> int:
         contenders: dict[str, dict[str, Callable[[int], object]]] = {
             "get": {
                 "raw pymemcache": lambda i: raw.get(keys[i]),
+                "raw pymemcache, 0.1 s timeout": lambda i: timed.get(keys[i]),
                 "guarded pymemcache": lambda i: guard.call(raw.get, keys[i]),
                 "ZonalCache 1 zone": lambda i: one.get(keys[i]),
                 "ZonalCache 3 zones": lambda i: three.get(keys[i]),
             },
             "set": {
                 "raw pymemcache": lambda i: raw.set(keys[i], VALUE),
+                "raw pymemcache, 0.1 s timeout": lambda i: timed.set(keys[i], VALUE),
                 "guarded pymemcache": lambda i: guard.call(raw.set, keys[i], VALUE),
                 "ZonalCache 1 zone": lambda i: one.set(keys[i], VALUE),
                 "ZonalCache 3 zones": lambda i: three.set(keys[i], VALUE),
@@ -95,18 +108,19 @@ def main() -> int:
             f"cache throughput, single thread, {args.ops} ops x best of {args.rounds} rounds, "
             f"100-byte values, memcached on 127.0.0.1"
         )
-        print(f"{'op':<5} {'contender':<22} {'ops/s':>10} {'us/op':>8} {'vs raw':>8}"
+        print(f"{'op':<5} {'contender':<30} {'ops/s':>10} {'us/op':>8} {'vs raw':>8}"
               f" {'CPU us/op':>10} {'vs raw':>8}")
         for op, group in contenders.items():
             base = best[(op, "raw pymemcache")]
             base_cpu = best_cpu[(op, "raw pymemcache")]
             for name in group:
                 rate, cpu_us = best[(op, name)], best_cpu[(op, name)]
-                print(f"{op:<5} {name:<22} {rate:>10,.0f} {1e6 / rate:>8.1f} {base / rate:>7.2f}x"
+                print(f"{op:<5} {name:<30} {rate:>10,.0f} {1e6 / rate:>8.1f} {base / rate:>7.2f}x"
                       f" {cpu_us:>10.1f} {cpu_us / base_cpu:>7.2f}x")
         one.close()
         three.close()
         raw.close()
+        timed.close()
     if args.chart:
         draw(best, args.chart)
         print(f"chart: {args.chart}")

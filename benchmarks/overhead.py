@@ -6,6 +6,7 @@ Each row is the best of R rounds of N calls of a function that returns at once, 
 price of the protection itself. Ratios compare with the bare call and with the peer doing the same job.
 Targets: sync breaker + semaphore + fallback + metrics <= 1.0 us and <= 0.25x pyresilience's equivalent;
 asyncio with a deadline <= 2.5 us; thread-isolated sync with a deadline <= 30 us.
+Runs pinned to one CPU, so a thread handoff costs a context switch, not a cross-CPU wake-up (see _cpu.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tenacity
 from purgatory import AsyncCircuitBreakerFactory
 from pyresilience.logging import MetricsCollector
 
+from _cpu import one_cpu
 from stoic.guard import Dependency, Fallback, Registry, SemaphoreBulkhead, ThreadPoolBulkhead
 
 
@@ -190,10 +192,16 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200_000, help="calls per round (>= 1000)")
     parser.add_argument("--repeat", type=int, default=7, help="rounds per case, best kept (>= 1)")
     parser.add_argument("--chart", help="also write a PNG bar chart here")
+    parser.add_argument("--all-cpus", action="store_true", help="do not pin to one CPU (see _cpu.py)")
     args = parser.parse_args()
     if args.calls < 1000 or args.repeat < 1:
         parser.error("--calls must be >= 1000 and --repeat >= 1")
-    print(f"python {sys.version.split()[0]}, {args.calls} calls x best of {args.repeat}")
+    with one_cpu(not args.all_cpus) as mode:
+        print(f"python {sys.version.split()[0]}, {args.calls} calls x best of {args.repeat}; {mode}")
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
 
     # Rounds go round-robin over the cases, so a slow spell on a shared machine hits every case
     # alike instead of one case's every round; the best round of each case is kept.

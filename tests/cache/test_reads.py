@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
+
 from stoic.cache import LocalMemcached, ZonalCache
 
 
@@ -88,3 +90,25 @@ def test_reads_survive_a_killed_server_whose_breaker_then_opens(
         assert cache.zone("zone-a").breakers()[dead] == "closed"
         assert cache.set(keys[0], "again", policy="all").wait(2.0)
         assert cache.get(keys[0], zone="zone-a") == "again"
+
+
+def test_a_hung_server_times_out_and_the_read_answers_from_another_zone(
+    make_cache: Callable[..., ZonalCache],
+) -> None:
+    with LocalMemcached(zones=2, per_zone=1) as fleet:
+        cache = make_cache(fleet, timeout=0.2)
+        assert cache.set("title", "Stoic", policy="all").wait(2.0)
+        hung = fleet.zones["zone-a"][0]
+        node = cache.zone("zone-a").servers[hung].node
+        fleet.pause(hung)  # SIGSTOP: the connection stays open and nothing answers
+        try:
+            start = time.monotonic()
+            assert cache.get("title") == "Stoic"
+            waited = time.monotonic() - start
+            with pytest.raises(TimeoutError, match=rf"memcached {hung}: no reply within 0.2 s"):
+                node.get(b"title")
+        finally:
+            fleet.resume(hung)
+        assert 0.15 <= waited < 2.0  # the local read waited for its timeout, then moved on
+        assert cache.snapshot()["operations"]["get"] == {"zone-a": {"error": 1}, "zone-b": {"hit": 1}}
+        assert node.get(b"title") is not None  # the next read reconnects to the resumed server

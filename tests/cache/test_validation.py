@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stoic.cache import (
     InvalidConfig,
@@ -14,6 +16,7 @@ from stoic.cache import (
     LocalMemcached,
     Policy,
     ZonalCache,
+    check_key,
 )
 
 
@@ -42,6 +45,21 @@ def test_bad_keys_are_refused_before_any_server_call(
     with pytest.raises(InvalidKey, match=r"keys\[1\]"):
         cache.get_many(["fine", key])  # type: ignore[list-item]
     assert cache.snapshot()["operations"] == {}  # nothing reached a server
+
+
+@given(
+    st.text(st.characters(max_codepoint=0x3000, exclude_categories=["Cs"]), max_size=260)
+    | st.sampled_from(["~c:1:0", "~x", "a b", "a\x7f"])
+)
+def test_a_str_key_and_its_utf8_bytes_get_the_same_verdict(key: str) -> None:
+    """Printable ASCII str keys take a shortcut; the full byte scan must agree with it."""
+    verdicts: list[bytes | str] = []
+    for form in (key, key.encode()):
+        try:
+            verdicts.append(check_key(form))
+        except InvalidKey as exc:
+            verdicts.append(str(exc))
+    assert verdicts[0] == verdicts[1]
 
 
 def test_longest_and_unicode_keys_round_trip(

@@ -12,6 +12,7 @@ from stoic.guard import registry as default_registry
 from . import _frames as frames
 from ._backends import NodeFactory, node_factory, parse_address
 from ._errors import CacheError, CorruptValue, InvalidConfig
+from ._frames import SINGLE_HEAD
 from ._keys import check_key, check_ttl
 from ._latch import Latch, Policy
 from ._metrics import CacheMetrics
@@ -80,6 +81,7 @@ class ZonalCache:
         self.fallback_on_miss = fallback_on_miss
         self.metrics = CacheMetrics()
         self._serializer: Serializer = serializer or PlainSerializer()
+        self._loads = self._serializer.loads
         self._registry = registry
         factory = node_factory(backend)
         self.backend = backend if isinstance(backend, str) else getattr(backend, "__name__", "custom")
@@ -107,6 +109,10 @@ class ZonalCache:
         }
         self._closed = False
         self._local_hit = self.metrics.counter("get", local_zone, "hit")
+        self._local_count = {
+            (op, ok): self.metrics.counter(op, local_zone, "ok" if ok else "failed")
+            for op in ("set", "add", "delete", "touch") for ok in (True, False)
+        }
         self._required = {p: p.required(len(self._names)) for p in Policy}
 
     # -- reads ---------------------------------------------------------------------------------
@@ -121,19 +127,19 @@ class ZonalCache:
         if zone is not None:
             return self._get_slow(raw, default, [self.zone(zone)])
         # Fast path: the local zone with as few calls as possible; large values take the slow path.
-        server = self._local.server_for(raw)
+        server = self._local.only or self._local.server_for(raw)
         try:
-            data = server.dependency.call(server.node.get, raw)
+            data = server.get(raw)
         except Exception:
             self.metrics.count("get", self.local_zone, "error")
             return self._get_slow(raw, default, self._remote)
         if data is None:
             self.metrics.count("get", self.local_zone, "miss")
             return self._get_slow(raw, default, self._remote if self.fallback_on_miss else [])
-        if data[:1] != frames.SINGLE_HEAD:
+        if data[:1] != SINGLE_HEAD:
             return self._get_slow(raw, default, self._order)
         try:
-            value = self._serializer.loads(data[1:])
+            value = self._loads(data[1:])
         except Exception:
             self.metrics.count("get", self.local_zone, "corrupt")
             return self._get_slow(raw, default, self._remote)
@@ -242,7 +248,7 @@ class ZonalCache:
             ok, outcome = apply(local)
         except Exception as exc:
             ok, outcome = False, f"error: {type(exc).__name__}: {exc}"
-        self.metrics.count(operation, local.name, "ok" if ok else "failed")
+        self._local_count[operation, ok]()
         latch.report(local.name, ok, outcome)
         return latch
 

@@ -15,6 +15,11 @@ _FORBIDDEN = re.compile(rb"[\x00-\x20\x7f]")
 
 def check_key(key: str | bytes, field: str = "key") -> bytes:
     """Return `key` as UTF-8 bytes, or raise `InvalidKey` naming the broken rule."""
+    # The common key, printable ASCII without spaces, passes in a few C-level string checks
+    # (~3x cheaper than the byte scan below, which also finds what is wrong with the others).
+    if (type(key) is str and key.isascii() and key.isprintable() and " " not in key
+            and 0 < len(key) <= MAX_KEY_BYTES and key[0] != "~"):
+        return key.encode()
     if isinstance(key, str):
         raw = key.encode("utf-8")
     elif isinstance(key, bytes):

@@ -40,6 +40,11 @@ class Policy(enum.Enum):
         raise InvalidConfig(f"{field} must be one of {allowed}, got {value!r}")
 
 
+# One lock for every latch: each holds it for a few dict operations only, and a write then need not
+# allocate a lock of its own. A latch waited on gets its own condition over this lock.
+_LOCK = threading.Lock()
+
+
 class Latch:
     """Collects one outcome per zone for one write.
 
@@ -48,7 +53,7 @@ class Latch:
     "not_stored", "deleted", "not_found", "touched", "dropped", "error: ...").
     """
 
-    __slots__ = ("_cond", "_failed", "_lock", "_ok", "_results", "operation", "policy", "required", "zones")
+    __slots__ = ("_cond", "_failed", "_ok", "_results", "operation", "policy", "required", "zones")
 
     def __init__(self, operation: str, policy: Policy, zones: list[str], required: int | None = None) -> None:
         self.operation = operation
@@ -58,13 +63,12 @@ class Latch:
         self._results: dict[str, str] = {}
         self._ok = 0
         self._failed: list[str] = []
-        self._lock = threading.Lock()
         # Made on the first wait that must block: most writes are never waited on.
         self._cond: threading.Condition | None = None
 
     def report(self, zone: str, ok: bool, outcome: str) -> None:
         """Record `zone`'s outcome (called by the cache and its zone writers)."""
-        with self._lock:
+        with _LOCK:
             if zone in self._results:
                 return
             self._results[zone] = outcome
@@ -82,11 +86,11 @@ class Latch:
         return len(self._results) == len(self.zones)
 
     def _wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        with self._lock:
+        with _LOCK:
             if predicate():
                 return True
             if self._cond is None:
-                self._cond = threading.Condition(self._lock)
+                self._cond = threading.Condition(_LOCK)
             return self._cond.wait_for(predicate, timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -101,31 +105,31 @@ class Latch:
     @property
     def succeeded(self) -> int:
         """Zones that acknowledged the write so far."""
-        with self._lock:
+        with _LOCK:
             return self._ok
 
     @property
     def failed_zones(self) -> list[str]:
         """Zones where the write failed or was dropped, so far."""
-        with self._lock:
+        with _LOCK:
             return list(self._failed)
 
     @property
     def pending_zones(self) -> list[str]:
         """Zones that have not answered yet."""
-        with self._lock:
+        with _LOCK:
             return [z for z in self.zones if z not in self._results]
 
     @property
     def results(self) -> dict[str, str]:
         """Outcome per zone that has answered."""
-        with self._lock:
+        with _LOCK:
             return dict(self._results)
 
     @property
     def ok(self) -> bool:
         """True once the policy is met (does not wait)."""
-        with self._lock:
+        with _LOCK:
             return self._ok >= self.required
 
     def __repr__(self) -> str:
