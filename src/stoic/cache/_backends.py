@@ -174,7 +174,10 @@ class MemcachedNode:
     def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None:
         if len(items) == 1:  # the common case, kept lean like get()
             key, data = items[0]
-            client = self._client
+            try:
+                client = self._local.client
+            except AttributeError:
+                client = self._client
             stale = client.sock is not None
             try:
                 try:

@@ -40,9 +40,8 @@ class Policy(enum.Enum):
         raise InvalidConfig(f"{field} must be one of {allowed}, got {value!r}")
 
 
-# One lock for every latch: each holds it for a few dict operations only, and a write then need not
-# allocate a lock of its own. A latch waited on gets its own condition over this lock.
-_LOCK = threading.Lock()
+# Guards only the conditions of latches that someone waits on (made on the first wait that blocks).
+_WAITS = threading.Lock()
 
 
 class Latch:
@@ -51,47 +50,49 @@ class Latch:
     `wait(timeout)` returns True as soon as the policy is met, False once it can no longer be met
     or at the timeout. `results` maps each zone that answered to its outcome ("stored",
     "not_stored", "deleted", "not_found", "touched", "dropped", "error: ...").
+
+    Each zone reports once (the caller for the local zone, its writer for a remote one), and a report
+    is a single dict store, atomic under the GIL: no lock on the write path. Counts are read from
+    that dict. A waiter makes its condition before it checks the results, so a report either lands
+    before that check or finds the condition to notify.
     """
 
-    __slots__ = ("_cond", "_failed", "_ok", "_results", "operation", "policy", "required", "zones")
+    __slots__ = ("_cond", "_results", "operation", "policy", "required", "zones")
 
     def __init__(self, operation: str, policy: Policy, zones: list[str], required: int | None = None) -> None:
         self.operation = operation
         self.policy = policy
         self.zones = zones
         self.required = policy.required(len(zones)) if required is None else required
-        self._results: dict[str, str] = {}
-        self._ok = 0
-        self._failed: list[str] = []
-        # Made on the first wait that must block: most writes are never waited on.
+        self._results: dict[str, tuple[bool, str]] = {}
         self._cond: threading.Condition | None = None
 
     def report(self, zone: str, ok: bool, outcome: str) -> None:
-        """Record `zone`'s outcome (called by the cache and its zone writers)."""
-        with _LOCK:
-            if zone in self._results:
-                return
-            self._results[zone] = outcome
-            if ok:
-                self._ok += 1
-            else:
-                self._failed.append(zone)
-            if self._cond is not None:
-                self._cond.notify_all()
+        """Record `zone`'s outcome (called by the cache and its zone writers); the first one counts."""
+        self._results.setdefault(zone, (ok, outcome))
+        cond = self._cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
+    def _answers(self) -> list[tuple[bool, str]]:
+        return list(self._results.values())  # atomic copy: writers may report meanwhile
 
     def _decided(self) -> bool:
-        return self._ok >= self.required or len(self.zones) - len(self._failed) < self.required
+        answers = self._answers()
+        ok = sum(1 for acked, _ in answers if acked)
+        return ok >= self.required or len(self.zones) - (len(answers) - ok) < self.required
 
     def _all_answered(self) -> bool:
         return len(self._results) == len(self.zones)
 
     def _wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        with _LOCK:
-            if predicate():
-                return True
+        if predicate():
+            return True
+        with _WAITS:
             if self._cond is None:
-                self._cond = threading.Condition(_LOCK)
-            return self._cond.wait_for(predicate, timeout)
+                self._cond = threading.Condition(_WAITS)
+            return self._cond.wait_for(predicate, timeout)  # checks once more before it sleeps
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the policy is met (True), cannot be met or `timeout` passes (False)."""
@@ -105,32 +106,27 @@ class Latch:
     @property
     def succeeded(self) -> int:
         """Zones that acknowledged the write so far."""
-        with _LOCK:
-            return self._ok
+        return sum(1 for acked, _ in self._answers() if acked)
 
     @property
     def failed_zones(self) -> list[str]:
         """Zones where the write failed or was dropped, so far."""
-        with _LOCK:
-            return list(self._failed)
+        return [zone for zone, (acked, _) in list(self._results.items()) if not acked]
 
     @property
     def pending_zones(self) -> list[str]:
         """Zones that have not answered yet."""
-        with _LOCK:
-            return [z for z in self.zones if z not in self._results]
+        return [z for z in self.zones if z not in self._results]
 
     @property
     def results(self) -> dict[str, str]:
         """Outcome per zone that has answered."""
-        with _LOCK:
-            return dict(self._results)
+        return {zone: outcome for zone, (_, outcome) in list(self._results.items())}
 
     @property
     def ok(self) -> bool:
         """True once the policy is met (does not wait)."""
-        with _LOCK:
-            return self._ok >= self.required
+        return self.succeeded >= self.required
 
     def __repr__(self) -> str:
         return (

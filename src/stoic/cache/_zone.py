@@ -141,7 +141,7 @@ class Zone:
         if len(items) > 1:
             self._store_chunks(items[:-1], ttl)
             items = items[-1:]
-        server = self.server_for(items[0][0])
+        server = self.only or self.server_for(items[0][0])
         server.dependency.call(server.node.set_many, items, ttl)
         return True, "stored"
 
