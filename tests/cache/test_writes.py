@@ -106,3 +106,29 @@ def test_a_restarted_zone_takes_writes_at_once(backend: str, make_cache: Callabl
         assert latch.wait(2.0), latch
         assert cache.get("k", zone="zone-a") == 2 and cache.get("k", zone="zone-b") == 2
         assert "error" not in cache.snapshot()["operations"].get("get", {}).get("zone-a", {})
+
+
+def test_a_zone_that_fell_behind_catches_up_in_order_with_few_round_trips(
+    make_cache: Callable[..., ZonalCache],
+) -> None:
+    with LocalMemcached(zones=2, per_zone=1) as fleet:
+        cache = make_cache(fleet, timeout=2.0)
+        behind = fleet.zones["zone-b"][0]
+        fleet.pause(behind)  # its writer blocks on the first write; the rest queue up
+        try:
+            latches = [cache.set(f"k{i}", i) for i in range(50)]
+            latches += [cache.set("moved", 1), cache.set("moved", 2), cache.delete("gone"),
+                        cache.set("gone", 1), cache.delete("gone"), cache.set("moved", 3),
+                        cache.set("ttl", 1, ttl=60)]
+        finally:
+            fleet.resume(behind)
+        assert cache.flush_writes(10.0)
+        calls = cache.zone("zone-b").servers[behind].dependency.snapshot()["counts"]["success"]
+        # one write in flight while paused, then a few pipelined multi-sets instead of 57 round trips
+        assert calls < 15
+        assert all(latch.results["zone-b"] in ("stored", "deleted", "not_found") for latch in latches)
+        assert [cache.get(f"k{i}", zone="zone-b") for i in range(50)] == list(range(50))
+        assert cache.get("moved", zone="zone-b") == 3  # the last write of a key wins
+        assert cache.get("gone", "absent", zone="zone-b") == "absent"  # a delete after a set stays a delete
+        assert cache.get("ttl", zone="zone-b") == 1
+        assert cache.snapshot()["operations"]["set"]["zone-b"] == {"ok": 55}

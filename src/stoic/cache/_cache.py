@@ -18,7 +18,7 @@ from ._latch import Latch, Policy
 from ._metrics import CacheMetrics
 from ._serializers import PlainSerializer, Serializer
 from ._warm import Progress, WarmReport, copy_zone
-from ._writer import Apply, ZoneWriter
+from ._writer import Apply, PlainStore, ZoneWriter
 from ._zone import Server, Zone
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024 - 1024  # memcached's 1 MiB item limit, less room for key and header
@@ -209,7 +209,9 @@ class ZonalCache:
         """Store `value` in every zone; `ttl` in seconds (0 = never expires, None = `default_ttl`)."""
         items = self._items(key, value)
         seconds = self._ttl(ttl)
-        return self._write("set", lambda z: z.store(items, seconds), policy)
+        # A one-item value may share a pipelined multi-set with the other sets queued for a zone.
+        plain = (*items[0], seconds) if len(items) == 1 else None
+        return self._write("set", lambda z: z.store(items, seconds), policy, plain)
 
     def add(self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
             ) -> Latch:
@@ -236,13 +238,14 @@ class ZonalCache:
     def _ttl(self, ttl: int | None) -> int:
         return self.default_ttl if ttl is None else check_ttl(ttl)
 
-    def _write(self, operation: str, apply: Apply, policy: Policy | str | None) -> Latch:
+    def _write(self, operation: str, apply: Apply, policy: Policy | str | None,
+               plain: PlainStore | None = None) -> Latch:
         if self._closed:
             raise CacheError(f"cache {self.name!r} is closed: no more writes")
         chosen = self.policy if policy is None else Policy.parse(policy)
         latch = Latch(operation, chosen, self._names, self._required[chosen])
         for writer in self._writers.values():  # queue the remote zones first so they start at once
-            writer.submit(operation, apply, latch)
+            writer.submit(operation, apply, latch, plain)
         local = self._local
         try:
             ok, outcome = apply(local)

@@ -145,6 +145,20 @@ class Zone:
         server.dependency.call(server.node.set_many, items, ttl)
         return True, "stored"
 
+    def store_plain(self, items: list[tuple[bytes, bytes]], ttl: int) -> dict[bytes, str]:
+        """Write one-item values as one pipelined multi-set per server (a later item of a key wins).
+
+        Returns the error per key that was not stored; a failing server fails only its own keys.
+        """
+        data = dict(items)
+        errors: dict[bytes, str] = {}
+        for server, group in self._group(list(data)).items():
+            try:
+                server.call(server.node.set_many, [(k, data[k]) for k in group], ttl)
+            except Exception as exc:
+                errors.update(dict.fromkeys(group, f"error: {type(exc).__name__}: {exc}"))
+        return errors
+
     def _store_chunks(self, chunks: list[tuple[bytes, bytes]], ttl: int) -> None:
         data = dict(chunks)
         for server, group in self._group(list(data)).items():
