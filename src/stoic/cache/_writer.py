@@ -96,11 +96,11 @@ class ZoneWriter:
         if len(jobs) == 1:
             self._apply(jobs[0])
             return
-        errors = self.zone.store_plain([job.plain[:2] for job in jobs if job.plain], ttl)
+        plains = [(job, job.plain) for job in jobs if job.plain is not None]
+        errors = self.zone.store_plain([(key, data) for _, (key, data, _) in plains], ttl)
         name = self.zone.name
-        for job in jobs:
-            assert job.plain is not None
-            error = errors.get(job.plain[0])
+        for job, (key, _, _) in plains:
+            error = errors.get(key)
             self._metrics.count(job.operation, name, "failed" if error else "ok")
             job.latch.report(name, error is None, error or "stored")
 

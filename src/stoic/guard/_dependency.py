@@ -121,27 +121,7 @@ class Dependency:
     # -- public call API ---------------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call sync `fn` through the guard; returns its value or a fallback's."""
-        state = self._state
-        permits = state.permits
         try:
-            # `_attempt`'s most common case, inlined (a helper would cost a call per call): breaker
-            # closed, a permit free (or no bulkhead), no fault armed, nobody listening.
-            if state.gate_open and not armed[0] and not self._observed and self._pool is None:
-                if permits is not None:
-                    try:
-                        permits.pop()
-                    except IndexError:  # no permit free: `_attempt` waits or rejects
-                        return self._attempt(fn, args, kwargs)  # type: ignore[no-any-return]
-                now = self._now
-                start = now()
-                try:
-                    value = fn(*args, **kwargs)
-                except BaseException as exc:
-                    end = now()
-                    self._settle(exc, end, end - start, ADMITTED, True)
-                end = now()
-                state.succeeded(end, end - start)
-                return value
             return self._attempt(fn, args, kwargs)  # type: ignore[no-any-return]
         except _Failed as exc:
             failed = exc  # recover outside the handler, so the caller's traceback has no `_Failed`
