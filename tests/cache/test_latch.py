@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from stoic.cache import Latch, Policy
+from stoic.cache import Latch, LatchSpec, Policy
 
 ZONES = ["zone-a", "zone-b", "zone-c"]
 
@@ -27,7 +27,7 @@ ZONES = ["zone-a", "zone-b", "zone-c"]
 def test_the_policy_decides_as_soon_as_it_can(
     policy: Policy, answers: list[bool], ok: bool, decided: bool
 ) -> None:
-    latch = Latch("set", policy, ZONES)
+    latch = Latch(LatchSpec("set", policy, ZONES))
     for zone, acked in zip(ZONES, answers, strict=False):
         latch.report(zone, acked, "stored" if acked else "error: down")
     assert latch.ok is ok
@@ -39,7 +39,7 @@ def test_the_policy_decides_as_soon_as_it_can(
 
 
 def test_only_the_first_answer_of_a_zone_counts() -> None:
-    latch = Latch("set", Policy.ALL, ZONES)
+    latch = Latch(LatchSpec("set", Policy.ALL, ZONES))
     latch.report("zone-a", False, "dropped")
     latch.report("zone-a", True, "stored")
     assert latch.results == {"zone-a": "dropped"}
@@ -57,7 +57,7 @@ def test_waiters_in_many_threads_never_miss_an_answer() -> None:
         waits.append((ok, time.monotonic() - start))
 
     for i in range(300):
-        latch = Latch("set", Policy.ALL, ZONES)
+        latch = Latch(LatchSpec("set", Policy.ALL, ZONES))
         waiters = [threading.Thread(target=wait, args=(latch,)) for _ in range(3)]
         reporters = [threading.Thread(target=latch.report, args=(zone, True, "stored")) for zone in ZONES]
         threads = [*waiters, *reporters] if i % 2 else [*reporters, *waiters]  # either may come first

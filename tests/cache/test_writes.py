@@ -132,3 +132,24 @@ def test_a_zone_that_fell_behind_catches_up_in_order_with_few_round_trips(
         assert cache.get("gone", "absent", zone="zone-b") == "absent"  # a delete after a set stays a delete
         assert cache.get("ttl", zone="zone-b") == 1
         assert cache.snapshot()["operations"]["set"]["zone-b"] == {"ok": 55}
+
+
+def test_a_one_zone_cache_shares_final_latches_only_between_equal_outcomes(
+    make_cache: Callable[..., ZonalCache],
+) -> None:
+    with LocalMemcached(zones=1, per_zone=1) as fleet:
+        cache = make_cache(fleet, timeout=0.2)
+        first, second = cache.set("a", 1), cache.set("b", 2)
+        assert first is second  # both final and "stored": nothing tells them apart
+        assert first.results == {"zone-a": "stored"} and first.wait(0.0) and first.pending_zones == []
+        quorum = cache.set("c", 3, policy="quorum")
+        assert quorum is not first and quorum.policy is Policy.QUORUM and quorum.ok
+        deleted, missing = cache.delete("a"), cache.delete("never-set")
+        assert deleted.results == {"zone-a": "deleted"} and missing.results == {"zone-a": "not_found"}
+        assert deleted is not missing
+        fleet.kill_zone("zone-a")
+        failed = [cache.set(f"down{i}", i) for i in range(2)]
+        assert failed[0] is not failed[1]  # a failure carries its own error
+        assert all(not latch.ok and latch.results["zone-a"].startswith("error: ") for latch in failed)
+        assert first.results == {"zone-a": "stored"}  # shared latches never change
+        assert cache.get("b") is None

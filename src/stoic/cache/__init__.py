@@ -13,7 +13,7 @@ from ._backends import BACKENDS, MemcachedNode, Node, NodeFactory, ValkeyNode
 from ._cache import DEFAULT_BREAKER, DEFAULT_CHUNK_SIZE, ZonalCache
 from ._errors import CacheError, CorruptValue, InvalidConfig, InvalidKey, InvalidTTL, InvalidValue
 from ._keys import MAX_KEY_BYTES, MAX_TTL, check_key, check_ttl
-from ._latch import Latch, Policy
+from ._latch import Latch, LatchSpec, Policy
 from ._metrics import CacheMetrics
 from ._ring import HashRing
 from ._serializers import PlainSerializer, Serializer
@@ -37,6 +37,7 @@ __all__ = [
     "InvalidTTL",
     "InvalidValue",
     "Latch",
+    "LatchSpec",
     "LocalMemcached",
     "MemcachedNode",
     "Node",

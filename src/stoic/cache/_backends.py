@@ -34,7 +34,14 @@ class Node(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
     def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]: ...
-    def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None: ...
+    def set(self, key: bytes, data: bytes, ttl: int) -> None:
+        """Store one item; raise if the server did not store it."""
+        ...
+
+    def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None:
+        """Store items in one pipelined round trip; raise if any was not stored."""
+        ...
+
     def add(self, key: bytes, data: bytes, ttl: int) -> bool: ...
     def delete(self, key: bytes) -> bool: ...
     def touch(self, key: bytes, ttl: int) -> bool: ...
@@ -171,26 +178,26 @@ class MemcachedNode:
         found: dict[bytes, bytes] = self._run(lambda c: c.get_many(keys))
         return found
 
+    def set(self, key: bytes, data: bytes, ttl: int) -> None:
+        # The common write, kept as lean as get().
+        try:
+            client = self._local.client
+        except AttributeError:
+            client = self._client
+        stale = client.sock is not None
+        try:
+            try:
+                stored = client.set(key, data, expire=ttl, noreply=False)
+            except _STALE_ERRORS:
+                if not stale:
+                    raise
+                stored = client.set(key, data, expire=ttl, noreply=False)
+        except BlockingIOError:
+            raise self._timed_out() from None
+        if not stored:
+            raise OSError(f"memcached {self.address} did not store {key[:40]!r}")
+
     def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None:
-        if len(items) == 1:  # the common case, kept lean like get()
-            key, data = items[0]
-            try:
-                client = self._local.client
-            except AttributeError:
-                client = self._client
-            stale = client.sock is not None
-            try:
-                try:
-                    stored = client.set(key, data, expire=ttl, noreply=False)
-                except _STALE_ERRORS:
-                    if not stale:
-                        raise
-                    stored = client.set(key, data, expire=ttl, noreply=False)
-            except BlockingIOError:
-                raise self._timed_out() from None
-            if not stored:
-                raise OSError(f"memcached {self.address} did not store {key[:40]!r}")
-            return
         failed = self._run(lambda c: c.set_many(dict(items), expire=ttl, noreply=False))
         if failed:
             raise OSError(f"memcached {self.address} did not store {len(failed)} of {len(items)} items")
@@ -303,12 +310,11 @@ class ValkeyNode:
         values: list[bytes | None] = self._client.mget(keys)  # type: ignore[assignment]
         return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
 
+    def set(self, key: bytes, data: bytes, ttl: int) -> None:
+        self._client.set(key, data, ex=ttl or None)
+
     def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None:
         ex = ttl or None
-        if len(items) == 1:
-            key, data = items[0]
-            self._client.set(key, data, ex=ex)
-            return
         pipe = self._client.pipeline(transaction=False)
         for key, data in items:
             pipe.set(key, data, ex=ex)

@@ -14,11 +14,11 @@ from ._backends import NodeFactory, node_factory, parse_address
 from ._errors import CacheError, CorruptValue, InvalidConfig
 from ._frames import SINGLE_HEAD
 from ._keys import check_key, check_ttl
-from ._latch import Latch, Policy
+from ._latch import Latch, LatchSpec, Policy
 from ._metrics import CacheMetrics
 from ._serializers import PlainSerializer, Serializer
 from ._warm import Progress, WarmReport, copy_zone
-from ._writer import Apply, PlainStore, ZoneWriter
+from ._writer import Job, Write, ZoneWriter, apply_write
 from ._zone import Server, Zone
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024 - 1024  # memcached's 1 MiB item limit, less room for key and header
@@ -26,6 +26,7 @@ MIN_CHUNK_SIZE = 1024
 MAX_CHUNK_SIZE = 512 * 1024 * 1024
 # A dead cache node should be skipped quickly: fewer calls to decide than Hystrix's 20, shorter open.
 DEFAULT_BREAKER = BreakerPolicy(min_calls=10, error_rate=0.5, open_for=2.0)
+WRITES = ("set", "add", "delete", "touch")
 
 
 class ZonalCache:
@@ -81,7 +82,7 @@ class ZonalCache:
         self.fallback_on_miss = fallback_on_miss
         self.metrics = CacheMetrics()
         self._serializer: Serializer = serializer or PlainSerializer()
-        self._loads = self._serializer.loads
+        self._dumps, self._loads = self._serializer.dumps, self._serializer.loads
         self._registry = registry
         factory = node_factory(backend)
         self.backend = backend if isinstance(backend, str) else getattr(backend, "__name__", "custom")
@@ -104,16 +105,15 @@ class ZonalCache:
         self._order = list(self._zones.values())
         self._remote = self._order[1:]
         self._names = list(self._zones)
-        self._writers = {
-            z.name: ZoneWriter(z, write_queue, self.metrics) for z in self._order if z is not self._local
-        }
+        self._writers = [ZoneWriter(z, write_queue, self.metrics) for z in self._remote]
         self._closed = False
         self._local_hit = self.metrics.counter("get", local_zone, "hit")
-        self._local_count = {
-            (op, ok): self.metrics.counter(op, local_zone, "ok" if ok else "failed")
-            for op in ("set", "add", "delete", "touch") for ok in (True, False)
+        self._local_count = {  # [operation][acknowledged]
+            op: (self.metrics.counter(op, local_zone, "failed"), self.metrics.counter(op, local_zone, "ok"))
+            for op in WRITES
         }
-        self._required = {p: p.required(len(self._names)) for p in Policy}
+        self._specs = {(op, p): LatchSpec(op, p, self._names) for op in WRITES for p in Policy}
+        self._default_specs = {op: self._specs[op, self.policy] for op in WRITES}
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -207,16 +207,18 @@ class ZonalCache:
     def set(self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
             ) -> Latch:
         """Store `value` in every zone; `ttl` in seconds (0 = never expires, None = `default_ttl`)."""
-        items = self._items(key, value)
-        seconds = self._ttl(ttl)
-        # A one-item value may share a pipelined multi-set with the other sets queued for a zone.
-        plain = (*items[0], seconds) if len(items) == 1 else None
-        return self._write("set", lambda z: z.store(items, seconds), policy, plain)
+        raw = check_key(key)
+        payload = self._dumps(value)
+        seconds = self.default_ttl if ttl is None else check_ttl(ttl)
+        if len(payload) < self.chunk_size:  # one item (see _frames): it may join a pipelined multi-set
+            return self._write("set", (raw, SINGLE_HEAD + payload, seconds), policy)
+        items = frames.encode(raw, payload, self.chunk_size)
+        return self._write("set", lambda z: z.store(items, seconds), policy)
 
     def add(self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
             ) -> Latch:
         """Store `value` in each zone where `key` is absent; a zone that has it answers "not_stored"."""
-        items = self._items(key, value)
+        items = frames.encode(check_key(key), self._dumps(value), self.chunk_size)
         seconds = self._ttl(ttl)
         return self._write("add", lambda z: z.add(items, seconds), policy)
 
@@ -231,28 +233,25 @@ class ZonalCache:
         seconds = self._ttl(ttl)
         return self._write("touch", lambda z: z.touch(raw, seconds), policy)
 
-    def _items(self, key: str | bytes, value: Any) -> list[tuple[bytes, bytes]]:
-        raw = check_key(key)
-        return frames.encode(raw, self._serializer.dumps(value), self.chunk_size)
-
     def _ttl(self, ttl: int | None) -> int:
         return self.default_ttl if ttl is None else check_ttl(ttl)
 
-    def _write(self, operation: str, apply: Apply, policy: Policy | str | None,
-               plain: PlainStore | None = None) -> Latch:
+    def _write(self, operation: str, work: Write, policy: Policy | str | None) -> Latch:
         if self._closed:
             raise CacheError(f"cache {self.name!r} is closed: no more writes")
-        chosen = self.policy if policy is None else Policy.parse(policy)
-        latch = Latch(operation, chosen, self._names, self._required[chosen])
-        for writer in self._writers.values():  # queue the remote zones first so they start at once
-            writer.submit(operation, apply, latch, plain)
-        local = self._local
-        try:
-            ok, outcome = apply(local)
-        except Exception as exc:
-            ok, outcome = False, f"error: {type(exc).__name__}: {exc}"
-        self._local_count[operation, ok]()
-        latch.report(local.name, ok, outcome)
+        if policy is None:
+            spec = self._default_specs[operation]
+        else:
+            spec = self._specs[operation, Policy.parse(policy)]
+        # The local zone first, on the caller's thread; its outcome comes with the latch.
+        local = apply_write(self._local, work)
+        self._local_count[operation][local[0]]()
+        if not self._writers:
+            return Latch.final(spec, local)
+        latch = Latch(spec, local)
+        job = Job(operation, latch, work)
+        for writer in self._writers:
+            writer.submit(job)
         return latch
 
     # -- zones, warm-up, metrics -----------------------------------------------------------------
@@ -290,7 +289,7 @@ class ZonalCache:
         """Wait until every zone writer's queue is empty (True) or `timeout` passes (False)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(w.idle for w in self._writers.values()):
+            if all(w.idle for w in self._writers):
                 return True
             time.sleep(0.005)
         return False
@@ -302,6 +301,7 @@ class ZonalCache:
         local_hits = self.metrics.get("get", self.local_zone, "hit") + self.metrics.get(
             "get_many", self.local_zone, "hit")
         misses = self._final_misses()
+        queues = {w.zone.name: w.depth for w in self._writers}
         return {
             "name": self.name,
             "backend": self.backend,
@@ -310,7 +310,7 @@ class ZonalCache:
                 z.name: {
                     "servers": z.addresses,
                     "breakers": z.breakers(),
-                    "write_queue": self._writers[z.name].depth if z.name in self._writers else 0,
+                    "write_queue": queues.get(z.name, 0),
                 }
                 for z in self._order
             },
@@ -331,7 +331,7 @@ class ZonalCache:
         if self._closed:
             return
         self._closed = True
-        for writer in self._writers.values():
+        for writer in self._writers:
             writer.close()
         for z in self._order:
             for server in z.servers.values():

@@ -17,6 +17,10 @@ class Policy(enum.Enum):
     ALL_MINUS_ONE = "all_minus_one"
     ALL = "all"
 
+    # Members are singletons: identity hashing is exact, and C-level (Enum's own hash is Python code
+    # and showed up on the write path, which looks plans up by policy).
+    __hash__ = object.__hash__
+
     def required(self, zones: int) -> int:
         """Acknowledgements needed out of `zones`."""
         if self is Policy.ONE:
@@ -40,6 +44,22 @@ class Policy(enum.Enum):
         raise InvalidConfig(f"{field} must be one of {allowed}, got {value!r}")
 
 
+class LatchSpec:
+    """What a write's latch waits for: `required` acknowledgements out of `zones` under `policy`.
+
+    One per operation and policy, shared by the latches of every such write.
+    """
+
+    __slots__ = ("finals", "operation", "policy", "required", "zones")
+
+    def __init__(self, operation: str, policy: Policy, zones: list[str]) -> None:
+        self.operation = operation
+        self.policy = policy
+        self.zones = zones
+        self.required = policy.required(len(zones))
+        self.finals: dict[tuple[bool, str], Latch] = {}  # see Latch.final
+
+
 # Guards only the conditions of latches that someone waits on (made on the first wait that blocks).
 _WAITS = threading.Lock()
 
@@ -51,21 +71,53 @@ class Latch:
     or at the timeout. `results` maps each zone that answered to its outcome ("stored",
     "not_stored", "deleted", "not_found", "touched", "dropped", "error: ...").
 
-    Each zone reports once (the caller for the local zone, its writer for a remote one), and a report
-    is a single dict store, atomic under the GIL: no lock on the write path. Counts are read from
-    that dict. A waiter makes its condition before it checks the results, so a report either lands
-    before that check or finds the condition to notify.
+    The local zone's outcome comes with the latch (the cache writes there first, on the caller's
+    thread); each remote zone's writer reports once. A report is a single dict store, atomic under
+    the GIL: no lock on the write path. Counts are read from that dict. A waiter makes its condition
+    before it checks the results, so a report either lands before that check or finds the
+    condition to notify.
     """
 
-    __slots__ = ("_cond", "_results", "operation", "policy", "required", "zones")
+    __slots__ = ("_cond", "_results", "spec")
 
-    def __init__(self, operation: str, policy: Policy, zones: list[str], required: int | None = None) -> None:
-        self.operation = operation
-        self.policy = policy
-        self.zones = zones
-        self.required = policy.required(len(zones)) if required is None else required
-        self._results: dict[str, tuple[bool, str]] = {}
+    def __init__(self, spec: LatchSpec, local: tuple[bool, str] | None = None) -> None:
+        """`local`: the first zone's (acknowledged, outcome), when already known."""
+        self.spec = spec  # shared by every write with the same operation and policy
+        self._results: dict[str, tuple[bool, str]] = {} if local is None else {spec.zones[0]: local}
         self._cond: threading.Condition | None = None
+
+    @classmethod
+    def final(cls, spec: LatchSpec, local: tuple[bool, str]) -> Latch:
+        """The latch of a write that its only zone has answered.
+
+        Such a latch can no longer change, so acknowledged writes with the same outcome share one
+        ("stored", "deleted", ...: a handful) instead of each allocating its own.
+        """
+        if len(spec.zones) != 1 or not local[0]:
+            return cls(spec, local)
+        latch = spec.finals.get(local)
+        if latch is None:
+            latch = spec.finals.setdefault(local, cls(spec, local))
+        return latch
+
+    @property
+    def operation(self) -> str:
+        """"set", "add", "delete" or "touch"."""
+        return self.spec.operation
+
+    @property
+    def policy(self) -> Policy:
+        return self.spec.policy
+
+    @property
+    def zones(self) -> list[str]:
+        """Every zone the write goes to, the local zone first."""
+        return self.spec.zones
+
+    @property
+    def required(self) -> int:
+        """Acknowledgements the policy needs."""
+        return self.spec.required
 
     def report(self, zone: str, ok: bool, outcome: str) -> None:
         """Record `zone`'s outcome (called by the cache and its zone writers); the first one counts."""
@@ -81,10 +133,11 @@ class Latch:
     def _decided(self) -> bool:
         answers = self._answers()
         ok = sum(1 for acked, _ in answers if acked)
-        return ok >= self.required or len(self.zones) - (len(answers) - ok) < self.required
+        required = self.spec.required
+        return ok >= required or len(self.spec.zones) - (len(answers) - ok) < required
 
     def _all_answered(self) -> bool:
-        return len(self._results) == len(self.zones)
+        return len(self._results) == len(self.spec.zones)
 
     def _wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         if predicate():
@@ -126,7 +179,7 @@ class Latch:
     @property
     def ok(self) -> bool:
         """True once the policy is met (does not wait)."""
-        return self.succeeded >= self.required
+        return self.succeeded >= self.spec.required
 
     def __repr__(self) -> str:
         return (

@@ -14,15 +14,29 @@ from ._zone import Zone
 Apply = Callable[[Zone], tuple[bool, str]]
 PlainStore = tuple[bytes, bytes, int]
 """A set of a one-item value: (key, framed data, ttl)."""
+Write = Apply | PlainStore
 
 MAX_BATCH = 100  # writes taken from the queue at once
 
 
 class Job(NamedTuple):
+    """One write, queued as it is to every remote zone's writer."""
+
     operation: str
-    apply: Apply
     latch: Latch
-    plain: PlainStore | None  # set for a one-item `set`: it may join a pipelined multi-set
+    work: Write  # a plain set, which may join a pipelined multi-set, or how to apply any other write
+
+
+def apply_write(zone: Zone, work: Write) -> tuple[bool, str]:
+    """Apply a write to `zone`: (acknowledged, outcome); an error is an outcome, never raised."""
+    try:
+        if isinstance(work, tuple):
+            key, data, ttl = work
+            (zone.only or zone.server_for(key)).set(key, data, ttl)
+            return True, "stored"
+        return work(zone)
+    except Exception as exc:
+        return False, f"error: {type(exc).__name__}: {exc}"
 
 
 class ZoneWriter:
@@ -51,12 +65,12 @@ class ZoneWriter:
         """No write waiting or in progress."""
         return self._queue.unfinished_tasks == 0
 
-    def submit(self, operation: str, apply: Apply, latch: Latch, plain: PlainStore | None = None) -> None:
+    def submit(self, job: Job) -> None:
         try:
-            self._queue.put_nowait(Job(operation, apply, latch, plain))
+            self._queue.put_nowait(job)
         except queue.Full:
-            self._metrics.count(operation, self.zone.name, "dropped")
-            latch.report(self.zone.name, False, "dropped")
+            self._metrics.count(job.operation, self.zone.name, "dropped")
+            job.latch.report(self.zone.name, False, "dropped")
 
     def _run(self) -> None:
         while True:
@@ -67,42 +81,36 @@ class ZoneWriter:
                 except queue.Empty:
                     break
             jobs = [job for job in batch if job is not None]  # None: close() asked the thread to stop
-            start = 0
-            while start < len(jobs):
-                end = start + 1
-                plain = jobs[start].plain
-                if plain is None:
-                    self._apply(jobs[start])
-                else:
-                    while end < len(jobs) and (later := jobs[end].plain) is not None and later[2] == plain[2]:
-                        end += 1
-                    self._store(jobs[start:end], plain[2])
-                start = end
+            i = 0
+            while i < len(jobs):
+                job = jobs[i]
+                i += 1
+                if not isinstance(job.work, tuple):
+                    self._report(job, *apply_write(self.zone, job.work))
+                    continue
+                run = [(job, job.work)]
+                while i < len(jobs) and isinstance(later := jobs[i].work, tuple) and later[2] == job.work[2]:
+                    run.append((jobs[i], later))
+                    i += 1
+                self._store(run)
             for _ in batch:
                 self._queue.task_done()
             if batch[-1] is None:
                 return
 
-    def _apply(self, job: Job) -> None:
-        try:
-            ok, outcome = job.apply(self.zone)
-        except Exception as exc:
-            ok, outcome = False, f"error: {type(exc).__name__}: {exc}"
+    def _report(self, job: Job, ok: bool, outcome: str) -> None:
         self._metrics.count(job.operation, self.zone.name, "ok" if ok else "failed")
         job.latch.report(self.zone.name, ok, outcome)
 
-    def _store(self, jobs: list[Job], ttl: int) -> None:
-        """Plain sets, in order, as one multi-set per server (a later set of a key wins)."""
-        if len(jobs) == 1:
-            self._apply(jobs[0])
+    def _store(self, run: list[tuple[Job, PlainStore]]) -> None:
+        """Plain sets with one TTL, in order, as one multi-set per server (a later set of a key wins)."""
+        if len(run) == 1:
+            self._report(run[0][0], *apply_write(self.zone, run[0][1]))
             return
-        plains = [(job, job.plain) for job in jobs if job.plain is not None]
-        errors = self.zone.store_plain([(key, data) for _, (key, data, _) in plains], ttl)
-        name = self.zone.name
-        for job, (key, _, _) in plains:
+        errors = self.zone.store_plain([(key, data) for _, (key, data, _) in run], run[0][1][2])
+        for job, (key, _, _) in run:
             error = errors.get(key)
-            self._metrics.count(job.operation, name, "failed" if error else "ok")
-            job.latch.report(name, error is None, error or "stored")
+            self._report(job, error is None, error or "stored")
 
     def close(self, timeout: float = 5.0) -> None:
         """Finish queued writes (up to `timeout` seconds), then stop the thread."""

@@ -45,8 +45,9 @@ def code(outcome: int, slow: bool, latency_ns: int) -> int:
 class RollingWindow:
     """Not thread-safe for readers: the owner holds its lock around fold, roll, reset and snapshot."""
 
-    __slots__ = ("bucket_ns", "counts", "current", "current_end", "current_log", "epochs", "fallbacks",
-                 "hist", "levels", "logs", "n", "totals")
+    # The two fields every call reads first (see DependencyState.__slots__).
+    __slots__ = ("current_end", "current_log", "bucket_ns", "counts", "current", "epochs",  # noqa: RUF023
+                 "fallbacks", "hist", "levels", "logs", "n", "totals")
 
     def __init__(self, window_s: float, buckets: int, levels: int) -> None:
         self.n = buckets
