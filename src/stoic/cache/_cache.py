@@ -18,7 +18,7 @@ from ._latch import Latch, LatchSpec, Policy
 from ._metrics import CacheMetrics
 from ._serializers import PlainSerializer, Serializer
 from ._warm import Progress, WarmReport, copy_zone
-from ._writer import Job, Write, ZoneWriter, apply_write
+from ._writer import WRITES, Job, Write, ZoneWriter, apply_write
 from ._zone import Server, Zone
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024 - 1024  # memcached's 1 MiB item limit, less room for key and header
@@ -26,7 +26,6 @@ MIN_CHUNK_SIZE = 1024
 MAX_CHUNK_SIZE = 512 * 1024 * 1024
 # A dead cache node should be skipped quickly: fewer calls to decide than Hystrix's 20, shorter open.
 DEFAULT_BREAKER = BreakerPolicy(min_calls=10, error_rate=0.5, open_for=2.0)
-WRITES = ("set", "add", "delete", "touch")
 
 
 class ZonalCache:
