@@ -18,6 +18,7 @@ from stoic.cache import (
     ZonalCache,
     check_key,
 )
+from stoic.cache._keys import _check_bytes
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,7 @@ from stoic.cache import (
         ("nul\x00", "0x00"),
         ("del\x7f", "0x7f"),
         ("~c:abc:0", "reserved for value chunks"),
+        ("lone\ud800", "valid Unicode"),
         (42, "must be str or bytes, got int"),
     ],
 )
@@ -48,11 +50,24 @@ def test_bad_keys_are_refused_before_any_server_call(
 
 
 @given(
-    st.text(st.characters(max_codepoint=0x3000, exclude_categories=["Cs"]), max_size=260)
-    | st.sampled_from(["~c:1:0", "~x", "a b", "a\x7f"])
+    st.binary(max_size=260)
+    | st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=260).map(str.encode)
+    | st.sampled_from([b"~c:1:0", b"~x", b"a b", b"a\x7f", b"k" * 250, b"\xc3\xa9"])
 )
+def test_the_shortcut_and_the_full_check_agree(raw: bytes) -> None:
+    """Plain keys pass in one step; every other key gets the full check, whose verdict is the rule."""
+
+    def verdict(check: Callable[[bytes], bytes]) -> bytes | str:
+        try:
+            return check(raw)
+        except InvalidKey as exc:
+            return str(exc)
+
+    assert verdict(check_key) == verdict(lambda k: _check_bytes(k, "key"))
+
+
+@given(st.text(st.characters(max_codepoint=0x3000, exclude_categories=["Cs"]), max_size=260))
 def test_a_str_key_and_its_utf8_bytes_get_the_same_verdict(key: str) -> None:
-    """Printable ASCII str keys take a shortcut; the full byte scan must agree with it."""
     verdicts: list[bytes | str] = []
     for form in (key, key.encode()):
         try:
