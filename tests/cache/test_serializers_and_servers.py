@@ -94,3 +94,24 @@ def test_fleet_names_unknown_zones_and_addresses() -> None:
             fleet.kill_zone("zone-x")
         with pytest.raises(InvalidConfig, match="address must be one of"):
             fleet.kill("127.0.0.1:1")
+
+
+class SamePlainFormat(PlainSerializer):
+    """PlainSerializer's format under another type: the cache then takes no bytes shortcut."""
+
+
+def test_bytes_shortcut_stores_and_reads_what_the_serializer_would(
+    memcached3: LocalMemcached, make_cache: Callable[..., ZonalCache], prefix: str
+) -> None:
+    shortcut = make_cache(memcached3, chunk_size=1024)  # frames and tags bytes values in one step
+    general = make_cache(memcached3, chunk_size=1024, serializer=SamePlainFormat())
+    values: list[Any] = [b"", b"\x00b\xff", b"x" * 1022, b"y" * 5000, "text", {"j": [1]}]
+    for i, value in enumerate(values):
+        key = f"{prefix}{i}"
+        assert shortcut.set(key, value, policy="all").wait(2.0)
+        stored = shortcut.zone("zone-a").server_for(key.encode()).node.get(key.encode())
+        if len(value) <= 1022:  # one item (the first 1024 bytes long): the framed serializer output
+            assert stored == b"\x00" + PlainSerializer().dumps(value)
+        assert general.get(key) == value
+        assert general.set(key, value, policy="all").wait(2.0)
+        assert shortcut.get(key) == value and type(shortcut.get(key)) is type(value)

@@ -82,6 +82,9 @@ class ZonalCache:
         self.metrics = CacheMetrics()
         self._serializer: Serializer = serializer or PlainSerializer()
         self._dumps, self._loads = self._serializer.dumps, self._serializer.loads
+        # A bytes value under the default serializer is framed and tagged in one step (see set).
+        plain = type(self._serializer) is PlainSerializer
+        self._bytes_head = SINGLE_HEAD + PlainSerializer.BYTES_TAG if plain else None
         self._registry = registry
         factory = node_factory(backend)
         self.backend = backend if isinstance(backend, str) else getattr(backend, "__name__", "custom")
@@ -135,6 +138,9 @@ class ZonalCache:
         if data is None:
             self.metrics.count("get", self.local_zone, "miss")
             return self._get_slow(raw, default, self._remote if self.fallback_on_miss else [])
+        if data[:2] == self._bytes_head:  # bytes under the default serializer: unframed in one step
+            self._local_hit()
+            return data[2:]
         if data[:1] != SINGLE_HEAD:
             return self._get_slow(raw, default, self._order)
         try:
@@ -207,11 +213,14 @@ class ZonalCache:
             ) -> Latch:
         """Store `value` in every zone; `ttl` in seconds (0 = never expires, None = `default_ttl`)."""
         raw = check_key(key)
-        payload = self._dumps(value)
         seconds = self.default_ttl if ttl is None else check_ttl(ttl)
-        if len(payload) < self.chunk_size:  # one item (see _frames): it may join a pipelined multi-set
-            return self._write("set", (raw, SINGLE_HEAD + payload, seconds), policy)
-        items = frames.encode(raw, payload, self.chunk_size)
+        if self._bytes_head is not None and type(value) is bytes:
+            data = self._bytes_head + value  # what the serializer and _frames make, in one copy
+        else:
+            data = SINGLE_HEAD + self._dumps(value)
+        if len(data) <= self.chunk_size:  # one item (see _frames): it may join a pipelined multi-set
+            return self._write("set", (raw, data, seconds), policy)
+        items = frames.encode(raw, data[1:], self.chunk_size)
         return self._write("set", lambda z: z.store(items, seconds), policy)
 
     def add(self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
@@ -245,8 +254,8 @@ class ZonalCache:
         # The local zone first, on the caller's thread; its outcome comes with the latch.
         local = apply_write(self._local, work)
         self._local_count[operation][local[0]]()
-        if not self._writers:
-            return Latch.final(spec, local)
+        if not self._writers:  # the only zone has answered: an acknowledged write shares a final latch
+            return spec.finals.get(local) or Latch.final(spec, local)
         latch = Latch(spec, local)
         job = Job(operation, latch, work)
         for writer in self._writers:

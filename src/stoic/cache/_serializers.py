@@ -29,9 +29,11 @@ class PlainSerializer:
     ({'title': 'Stoic'}, b'raw', 'text')
     """
 
+    BYTES_TAG = b"b"
+
     def dumps(self, value: Any) -> bytes:
         if isinstance(value, bytes):
-            return b"b" + value
+            return self.BYTES_TAG + value
         if isinstance(value, str):
             return b"s" + value.encode("utf-8")
         try:
@@ -44,7 +46,7 @@ class PlainSerializer:
 
     def loads(self, data: bytes) -> Any:
         tag, body = data[:1], data[1:]
-        if tag == b"b":
+        if tag == self.BYTES_TAG:
             return body
         if tag == b"s":
             return body.decode("utf-8")
