@@ -18,7 +18,7 @@ class Policy(enum.Enum):
     ALL = "all"
 
     # Members are singletons: identity hashing is exact, and C-level (Enum's own hash is Python code
-    # and showed up on the write path, which looks plans up by policy).
+    # and showed up on the write path, which looks latch specs up by policy).
     __hash__ = object.__hash__
 
     def required(self, zones: int) -> int:
