@@ -198,7 +198,19 @@ class _MemcachedProcess:
         self._process.wait(timeout=5)
 
     def pause(self) -> None:
+        """SIGSTOP, and return once every thread has stopped: the signal is delivered
+        asynchronously, and a server still running could answer one more request."""
         self._process.send_signal(signal.SIGSTOP)
+        tasks = f"/proc/{self._process.pid}/task"
+        deadline = time.monotonic() + 2.0
+        while os.path.isdir(tasks) and time.monotonic() < deadline:
+            states = []
+            for task in os.listdir(tasks):
+                with contextlib.suppress(OSError), open(f"{tasks}/{task}/stat") as stat:  # threads may exit
+                    states.append(stat.read().rpartition(")")[2].split()[0])
+            if states and all(state in "Tt" for state in states):
+                return
+            time.sleep(0.001)
 
     def resume(self) -> None:
         self._process.send_signal(signal.SIGCONT)
