@@ -110,10 +110,7 @@ class ZonalCache:
         self._writers = [ZoneWriter(z, write_queue, self.metrics) for z in self._remote]
         self._closed = False
         self._local_hit = self.metrics.counter("get", local_zone, "hit")
-        self._local_count = {  # [operation][acknowledged]
-            op: (self.metrics.counter(op, local_zone, "failed"), self.metrics.counter(op, local_zone, "ok"))
-            for op in WRITES
-        }
+        self._local_count = self.metrics.acks(local_zone, WRITES)  # [operation][acknowledged]
         self._specs = {(op, p): LatchSpec(op, p, self._names) for op in WRITES for p in Policy}
         self._default_specs = {op: self._specs[op, self.policy] for op in WRITES}
 
@@ -255,7 +252,7 @@ class ZonalCache:
         local = apply_write(self._local, work)
         self._local_count[operation][local[0]]()
         if not self._writers:  # the only zone has answered: an acknowledged write shares a final latch
-            return spec.finals.get(local) or Latch.final(spec, local)
+            return Latch.final(spec, local)
         latch = Latch(spec, local)
         job = Job(operation, latch, work)
         for writer in self._writers:

@@ -29,6 +29,11 @@ class CacheMetrics:
                     found = self._counters[key] = itertools.count(1)
         return found.__next__
 
+    def acks(self, zone: str, operations: tuple[str, ...]
+             ) -> dict[str, tuple[Callable[[], int], Callable[[], int]]]:
+        """Per operation, the ("failed", "ok") counters of `zone`: `acks[op][acknowledged]()` counts."""
+        return {op: (self.counter(op, zone, "failed"), self.counter(op, zone, "ok")) for op in operations}
+
     def count(self, operation: str, zone: str, outcome: str, n: int = 1) -> None:
         """Add `n` to the counter."""
         if n == 1:
@@ -50,7 +55,7 @@ class CacheMetrics:
         with self._lock:
             counters = list(self._counters.items())
         # repr of count(n) is "count(n)": n is the next value, so n - 1 counts so far
-        values = {key: int(repr(c)[6:-1]) - 1 for key, c in counters}
+        values = {key: next_value(c) - 1 for key, c in counters}
         return {key: n for key, n in values.items() if n > 0}
 
     def snapshot(self) -> dict[str, dict[str, dict[str, int]]]:
@@ -59,3 +64,8 @@ class CacheMetrics:
         for (op, zone, outcome), n in sorted(self._values().items()):
             out.setdefault(op, {}).setdefault(zone, {})[outcome] = n
         return out
+
+
+def next_value(counter: itertools.count[int]) -> int:
+    """The value `next(counter)` would return, without taking it (its repr is "count(n)")."""
+    return int(repr(counter)[6:-1])

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ._latch import Latch
-from ._metrics import CacheMetrics
+from ._metrics import CacheMetrics, next_value
 from ._zone import Zone
 
 Apply = Callable[[Zone], tuple[bool, str]]
@@ -58,10 +58,7 @@ class ZoneWriter:
         self.zone = zone
         self._capacity = capacity
         self._metrics = metrics
-        self._counts = {  # [operation][acknowledged], looked up once
-            op: (metrics.counter(op, zone.name, "failed"), metrics.counter(op, zone.name, "ok"))
-            for op in WRITES
-        }
+        self._counts = metrics.acks(zone.name, WRITES)  # [operation][acknowledged], looked up once
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         # Writes accepted and writes finished: `next()` on a count is atomic, and only the thread
         # adds to `_finished`, so the two agree exactly when nothing is waiting or in progress.
@@ -78,7 +75,7 @@ class ZoneWriter:
     @property
     def idle(self) -> bool:
         """No write waiting or in progress."""
-        return self._finished == int(repr(self._accepted)[6:-1])  # "count(n)": n accepted so far
+        return self._finished == next_value(self._accepted)  # writes accepted so far
 
     def submit(self, job: Job) -> None:
         if self._queue.qsize() >= self._capacity:
