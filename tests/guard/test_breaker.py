@@ -330,3 +330,92 @@ def test_base_exceptions_pass_through_uncounted(clock: ManualClock, reg: Registr
     snap = dep.snapshot()
     assert snap["requests"] == 0 and snap["counts"]["fallback_success"] == 0
     assert dep.breaker.state == "closed"
+
+
+# -- the verdict is due whatever the last outcome ----------------------------------------------
+def test_a_success_after_a_failure_burst_trips_it(clock: ManualClock, reg: Registry) -> None:
+    # Hystrix's health snapshot: once the window holds min_calls at the error rate, the next
+    # recorded outcome trips the breaker, even a success
+    dep = make(clock, reg, min_calls=5, error_rate=0.5, check_interval=0.0)
+    reached: list[int] = []
+    fail_n(dep, 3)
+    succeed_n(dep, 2)  # 3 failures of 5 calls
+    assert dep.breaker.state == "open"
+    with pytest.raises(DependencyFailed) as info:
+        dep.call(lambda: reached.append(1))
+    assert reached == []
+    assert isinstance(info.value.causes[0][1], BreakerOpen)
+
+
+def test_a_success_once_the_check_interval_passed_judges_the_burst(clock: ManualClock,
+                                                                     reg: Registry) -> None:
+    dep = make(clock, reg, min_calls=5, error_rate=0.5, check_interval=1.0)
+    fail_n(dep, 1)  # judged at once: too few calls; the next verdict is due in a second
+    fail_n(dep, 5)  # inside the interval: waiting in the log
+    succeed_n(dep, 1)
+    assert dep.breaker.state == "closed"
+    clock.advance(1.0)
+    succeed_n(dep, 1)  # the first outcome after the interval judges 6 failures of 8 calls
+    assert dep.breaker.state == "open"
+
+
+def test_the_decorator_trips_on_a_success_too(clock: ManualClock, reg: Registry) -> None:
+    dep = make(clock, reg, min_calls=4, error_rate=0.5)
+    guarded_ok, guarded_boom = dep(ok), dep(boom)
+    for _ in range(2):
+        with pytest.raises(DependencyFailed):
+            guarded_boom()
+    assert guarded_ok() == "ok"
+    assert dep.breaker.state == "closed"  # 3 calls: under min_calls
+    assert guarded_ok() == "ok"  # 2 failures of 4
+    assert dep.breaker.state == "open"
+
+
+def test_successes_past_min_calls_stay_on_the_plain_path(clock: ManualClock, reg: Registry) -> None:
+    # at or above min_calls a success can only lower the error rate: no verdict is taken for it
+    dep = make(clock, reg, min_calls=4, error_rate=0.5)
+    succeed_n(dep, 4)
+    fail_n(dep, 1)
+    assert dep._state.window.attention_at > clock.now_ns()
+    succeed_n(dep, 3)
+    assert dep.breaker.state == "closed"
+
+
+def test_calls_leaving_the_window_bring_a_verdict(clock: ManualClock, reg: Registry) -> None:
+    # old successes leave the window: the failures that stay are judged on the next outcome
+    dep = make(clock, reg, min_calls=4, error_rate=0.5, window=10.0, buckets=10)
+    succeed_n(dep, 6)
+    clock.advance(5.0)
+    fail_n(dep, 3)  # 3 of 9
+    succeed_n(dep, 1)  # 3 of 10
+    assert dep.breaker.state == "closed"
+    clock.advance(5.5)  # the first six successes leave the window
+    succeed_n(dep, 1)  # 3 failures of 5 calls
+    assert dep.breaker.state == "open"
+
+
+# -- half-open trials are judged by the rules that opened the breaker --------------------------
+def test_slow_trials_reopen_it(clock: ManualClock, reg: Registry) -> None:
+    dep = make(clock, reg, slow_call=0.1, slow_rate=0.5, open_for=1.0, trial_calls=4)
+    slow = taking(clock, 0.2)
+    for _ in range(4):
+        assert dep.call(slow) == "ok"
+    assert dep.breaker.state == "open"  # opened on the slow-call rate
+    clock.advance(1.0)
+    changes = states(dep)
+    assert dep.call(ok) == "ok"
+    assert dep.call(slow) == "ok"
+    assert dep.breaker.state == "half_open"  # 1 slow of 4 trials
+    assert dep.call(slow) == "ok"  # 2 slow of 4 trials: the slow-call rate again
+    assert dep.breaker.state == "open"
+    assert changes == ["half_open", "open"]
+
+
+def test_fast_trials_close_a_breaker_opened_on_slow_calls(clock: ManualClock, reg: Registry) -> None:
+    dep = make(clock, reg, slow_call=0.1, slow_rate=0.5, open_for=1.0, trial_calls=4)
+    for _ in range(4):
+        dep.call(taking(clock, 0.2))
+    clock.advance(1.0)
+    assert dep.call(taking(clock, 0.2)) == "ok"  # 1 slow of 4: under the slow-call rate
+    succeed_n(dep, 3)
+    assert dep.breaker.state == "closed"

@@ -81,7 +81,7 @@ class Model:
                 elif self.trial_results >= self.trial_calls:
                     self.records.clear()
                     self.move("closed")
-            elif fails and self.state == "closed":
+            elif self.state == "closed":  # every outcome is judged, a success too
                 live = self.live(now)
                 calls = live.count("success") + live.count("failure")
                 if calls >= self.min_calls and live.count("failure") >= self.error_rate * calls:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from stoic.guard import (
+    BreakerPolicy,
     BulkheadFull,
     DeadlineExceeded,
     Dependency,
@@ -23,7 +25,7 @@ from stoic.guard import (
     ThreadPoolBulkhead,
 )
 
-from .helpers import ok, taking
+from .helpers import Unavailable, boom, ok, taking
 
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -185,8 +187,11 @@ def test_thread_pool_never_queues_behind_a_busy_worker_while_it_has_room(reg: Re
 
 
 def test_thread_pool_abandons_at_the_deadline_and_keeps_the_slot(reg: Registry) -> None:
-    dep = Dependency("svc", timeout=0.05, bulkhead=ThreadPoolBulkhead(workers=1), registry=reg,
+    dep = Dependency("svc", timeout=0.2, bulkhead=ThreadPoolBulkhead(workers=1), registry=reg,
                      fallbacks=[Fallback.value("stale", name="stale")])
+    # a started worker picks the call up at once (a call it could not start by the deadline
+    # would never start at all)
+    assert dep.execute(ok).source == "primary"
     gate = threading.Event()
     finished = threading.Event()
 
@@ -209,7 +214,7 @@ def test_thread_pool_abandons_at_the_deadline_and_keeps_the_slot(reg: Registry) 
     assert dep.execute(ok).source == "primary"
     counts = dep.snapshot()["counts"]
     # the abandoned call finishing later is not a success
-    assert (counts["timeout"], counts["rejected"], counts["success"]) == (1, 1, 1)
+    assert (counts["timeout"], counts["rejected"], counts["success"]) == (1, 1, 2)
     dep.close()
 
 
@@ -233,6 +238,65 @@ def test_thread_pool_passes_errors_back(reg: Registry) -> None:
     assert isinstance(first_cause(lambda: dep.call(broken)), ConnectionResetError)
     assert dep.snapshot()["counts"]["failure"] == 1
     wait_until(lambda: dep.snapshot()["concurrent"] == 0)
+    dep.close()
+
+
+def test_a_queued_call_past_its_deadline_never_starts(reg: Registry) -> None:
+    dep = Dependency("svc", timeout=0.2, bulkhead=ThreadPoolBulkhead(workers=1, queue=1), registry=reg,
+                     fallbacks=[Fallback.value("stale", name="stale")])
+    assert dep.execute(ok).source == "primary"  # the worker is started and idle
+    gate = threading.Event()
+    ran: list[str] = []
+    try:
+        assert dep.execute(gate.wait, 10).outcome is Outcome.TIMEOUT  # abandoned; the worker stays busy
+        queued = dep.execute(ran.append, "late")  # waits in the queue behind it, past its deadline
+        assert (queued.value, queued.outcome) == ("stale", Outcome.TIMEOUT)
+    finally:
+        gate.set()
+    wait_until(lambda: dep.snapshot()["concurrent"] == 0)  # the worker has dropped the queued call
+    assert ran == []
+    assert dep.execute(ran.append, "next").source == "primary"
+    assert ran == ["next"]
+    counts = dep.snapshot()["counts"]
+    assert (counts["timeout"], counts["success"]) == (2, 2)
+    dep.close()
+
+
+class Interrupted(BaseException):
+    """Raised in the caller's thread by a signal handler, as KeyboardInterrupt would be."""
+
+
+def test_an_interrupted_pool_trial_gives_its_slot_back(clock: ManualClock, reg: Registry) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    dep = Dependency("svc", timeout=10.0, bulkhead=ThreadPoolBulkhead(workers=1), registry=reg, clock=clock,
+                     breaker=BreakerPolicy(min_calls=1, open_for=1.0, check_interval=0.0))
+    assert isinstance(first_cause(lambda: dep.call(boom)), Unavailable)  # opens; a worker now idles
+    assert dep.breaker.state == "open"
+    clock.advance(1.0)
+    main = threading.main_thread().ident
+    assert main is not None
+    gate = threading.Event()
+
+    def trial() -> str:
+        signal.pthread_kill(main, signal.SIGUSR1)  # interrupts the caller waiting for this job
+        gate.wait(10)
+        return "late"
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with pytest.raises(Interrupted):
+            dep.call(trial)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        gate.set()
+    wait_until(lambda: dep.snapshot()["concurrent"] == 0)
+    assert dep.breaker.state == "half_open"
+    assert dep.call(ok) == "ok"  # the trial slot came back: the next call is the trial
+    assert dep.breaker.state == "closed"
     dep.close()
 
 
@@ -311,6 +375,69 @@ def test_async_deadlines_of_overlapping_calls(clock: ManualClock, reg: Registry,
     assert run_virtual(main()) == ["ok", "late", "ok", "late", "ok", "ok"]
     counts = dep.snapshot()["counts"]
     assert (counts["success"], counts["timeout"]) == (4, 2)
+
+
+def test_a_call_that_waited_for_a_permit_keeps_its_deadline(clock: ManualClock, reg: Registry,
+                                                             run_virtual: Runner) -> None:
+    # X waits for a permit; a call that started later takes the first freed one (and so joins the
+    # deadline queue first, with a later deadline); X must still be cancelled at its own deadline
+    dep = Dependency("svc", timeout=1.0, registry=reg, clock=clock,
+                     bulkhead=SemaphoreBulkhead(max_concurrent=2, max_wait=1.0),
+                     fallbacks=[Fallback.value("late", name="late")])
+    cancelled_at: dict[str, float] = {}
+
+    async def sleeper(name: str, seconds: float) -> str:
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            cancelled_at[name] = clock.now_ns() / 1e9
+            raise
+        return name
+
+    async def short_then_later() -> list[str]:
+        first = await dep.aexecute(sleeper, "short", 0.3)  # frees its permit at 0.3, waking X...
+        later = await dep.aexecute(sleeper, "later", 5.0)  # ...but this call, started at 0.3, takes it
+        return [first.value, later.value]
+
+    async def main() -> list[Any]:
+        long = asyncio.ensure_future(dep.aexecute(sleeper, "long", 0.5))
+        short = asyncio.ensure_future(short_then_later())
+        await asyncio.sleep(0)
+        x = await dep.aexecute(sleeper, "x", 5.0)  # started at 0, admitted at 0.5
+        return [x.value, await long, *(await short)]
+
+    x, long, short, later = run_virtual(main())
+    assert (x, long.value, short, later) == ("late", "long", "short", "late")
+    assert cancelled_at == {"x": pytest.approx(1.0, abs=1e-6), "later": pytest.approx(1.3, abs=1e-6)}
+    assert dep.snapshot()["counts"]["timeout"] == 2
+
+
+def test_waiting_for_a_permit_stops_at_the_deadline(clock: ManualClock, reg: Registry,
+                                                    run_virtual: Runner) -> None:
+    # the wait for a permit is part of the call: it ends at the call's deadline, not at max_wait
+    dep = Dependency("svc", timeout=0.5, registry=reg, clock=clock,
+                     bulkhead=SemaphoreBulkhead(max_concurrent=1, max_wait=2.0),
+                     fallbacks=[Fallback.value("full", name="full")])
+
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(5.0)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1.0)  # a slow clean-up holds the permit until 1.5
+            raise
+        return "never"
+
+    async def main() -> tuple[Any, Any, float]:
+        holder = asyncio.ensure_future(dep.aexecute(stubborn))
+        await asyncio.sleep(0.1)
+        waiter = await dep.aexecute(asyncio.sleep, 0.0, "waited")  # its deadline: 0.6
+        answered_at = clock.now_ns() / 1e9
+        return await holder, waiter, answered_at
+
+    holder, waiter, answered_at = run_virtual(main())
+    assert (holder.value, holder.outcome) == ("full", Outcome.TIMEOUT)
+    assert (waiter.value, waiter.outcome) == ("full", Outcome.REJECTED)
+    assert answered_at == pytest.approx(0.6, abs=1e-6)
 
 
 def test_outside_cancellation_is_not_a_timeout(clock: ManualClock, reg: Registry,

@@ -7,6 +7,7 @@ whenever they are looked at.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -43,11 +44,16 @@ class Ignored(Exception):
 
 STEP = st.one_of(
     st.tuples(st.just("ok"), st.sampled_from([0.0, 0.002, 0.3, 0.9, 1.5])),  # 1.5: slower than the timeout
-    st.tuples(st.sampled_from(["fail", "timeout", "ignored", "caller_error", "nested", "inject"]),
-              st.just(0.0)),
+    st.tuples(st.sampled_from(["fail", "timeout", "ignored", "caller_error", "nested", "inject",
+                               "coroutine"]), st.just(0.0)),
     st.tuples(st.just("advance"), st.sampled_from([0.001, 0.7, 2.0, 6.0, 30.0])),
     st.tuples(st.sampled_from(["force_open", "force_closed", "reset", "look"]), st.just(0.0)),
+    st.tuples(st.just("configure"), st.sampled_from([0.0, 1.0, 2.0, 3.0])),
 )
+
+# configure() steps: the decorator reads what configure() changes (the window, the permits)
+POLICY = {"window": 10.0, "buckets": 5, "min_calls": 3, "error_rate": 0.5, "open_for": 5.0,
+          "check_interval": 0.0, "failure_on": (OSError, TimeoutError), "ignore": (Ignored,)}
 
 
 class Twin:
@@ -57,8 +63,7 @@ class Twin:
         self.clock = ManualClock()
         self.dep = Dependency(
             "twin", timeout=1.0, bulkhead=bulkhead, clock=self.clock, registry=Registry(),
-            breaker=BreakerPolicy(window=10.0, buckets=5, min_calls=3, error_rate=0.5, open_for=5.0,
-                                  check_interval=0.0, failure_on=(OSError, TimeoutError), ignore=(Ignored,)),
+            breaker=BreakerPolicy(**POLICY),  # type: ignore[arg-type]
             fallbacks=[Fallback.value("fallback", name="generic")],
         )
         self.guarded: Callable[..., Any] = self.dep(self.primary) if decorated else (
@@ -76,6 +81,8 @@ class Twin:
             raise ValueError("bad request")
         if kind == "nested" and depth < 3:  # holds a permit while the next level asks for one
             return [self.guarded("nested", 0.0, depth + 1)]
+        if kind == "coroutine":  # an async call made through the sync API: refused, counted as nothing
+            return asyncio.sleep(0)
         return f"{kind}:{depth}"
 
     def step(self, kind: str, seconds: float) -> tuple[str, Any]:
@@ -87,6 +94,9 @@ class Twin:
         if kind in ("force_open", "force_closed", "reset"):
             getattr(self.dep.breaker, kind)()
             return "controlled", None
+        if kind == "configure":
+            self.configure(int(seconds))
+            return "configured", None
         try:
             if kind == "inject":
                 try:
@@ -95,8 +105,19 @@ class Twin:
                 finally:
                     armed[0] = False  # the process stays armed after an injection: disarm for the next steps
             return "value", self.guarded(kind, seconds)
-        except (Ignored, ValueError, InjectedFailure, DependencyFailed) as exc:
+        except (Ignored, ValueError, TypeError, InjectedFailure, DependencyFailed) as exc:
             return "raised", repr(exc)
+
+    def configure(self, which: int) -> None:
+        if which == 0:  # another window: a fresh one
+            self.dep.configure(breaker=BreakerPolicy(**{**POLICY, "window": 20.0, "buckets": 4}))
+        elif which == 1:  # the same window, other thresholds: the window stays
+            self.dep.configure(breaker=BreakerPolicy(**{**POLICY, "min_calls": 5, "check_interval": 1.0}))
+        elif which == 2 and self.dep.bulkhead is not None:  # resized while nothing is in flight
+            size = 3 if self.dep.bulkhead.max_concurrent == 2 else 2  # type: ignore[union-attr]
+            self.dep.configure(bulkhead=SemaphoreBulkhead(max_concurrent=size, max_wait=0.0))
+        else:
+            self.dep.configure(timeout=0.5 if self.dep.timeout == 1.0 else 1.0)
 
     def report(self) -> dict[str, Any]:
         snapshot = self.dep.snapshot()

@@ -23,3 +23,11 @@ def test_example_runs(index: int) -> None:
                           timeout=60, check=False)
     assert done.returncode == 0, f"example {index} failed:\n{BLOCKS[index]}\n{done.stderr}"
     assert done.stdout.strip(), "every example prints what it shows"
+
+
+def test_the_readme_quick_start_runs() -> None:
+    readme = DOC.parents[1] / "README.md"
+    block = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.S)[0]
+    done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("'stale'") == 5

@@ -186,3 +186,80 @@ def test_fallback_name_defaults_to_the_function_name(clock: ManualClock, reg: Re
     assert Fallback(from_snapshot).name == "from_snapshot"
     assert Fallback.value(1).name == "static"
     assert Fallback.value([1, 2], name="popular").fn("any", key="arg") == [1, 2]
+
+
+# -- a fallback that calls its own dependency --------------------------------------------------
+class Runaway(BaseException):
+    """Stops a test whose calls multiply: a BaseException passes every level untouched."""
+
+
+def test_a_fallback_calling_its_own_dependency_does_not_walk_the_chain_again(clock: ManualClock,
+                                                                              reg: Registry) -> None:
+    primary_calls: list[int] = []
+
+    def primary() -> str:
+        primary_calls.append(1)
+        if len(primary_calls) > 20:
+            raise Runaway
+        raise Unavailable("503")
+
+    # both levels ask the dependency again (for example through a shared client)
+    dep = Dependency("svc", timeout=None, bulkhead=None, breaker=None, registry=reg, clock=clock,
+                     fallbacks=[Fallback(lambda: dep.call(primary), name="again"),
+                                Fallback(lambda: dep.call(primary), name="once_more")])
+    with pytest.raises(DependencyFailed) as info:
+        dep.call(primary)
+    assert len(primary_calls) == 3  # the call, then one primary attempt per level
+    assert [source for source, _ in info.value.causes] == ["primary", "again", "once_more"]
+    inner = info.value.causes[1][1]
+    assert isinstance(inner, DependencyFailed)
+    assert "called again from its own fallback chain" in str(inner)
+    # the mark ends with the chain: the next call walks it again
+    primary_calls.clear()
+    with pytest.raises(DependencyFailed):
+        dep.call(primary)
+    assert len(primary_calls) == 3
+
+
+def test_a_re_entrant_call_may_still_be_answered_by_the_primary(clock: ManualClock, reg: Registry) -> None:
+    answers = iter([Unavailable("503"), "fresh"])
+
+    def flaky() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    dep = Dependency("svc", timeout=None, bulkhead=None, registry=reg, clock=clock,
+                     fallbacks=[Fallback(lambda: dep.call(flaky), name="again")])
+    result = dep.execute(flaky)
+    assert (result.value, result.source) == ("fresh", "again")
+
+
+def test_async_fallbacks_calling_their_own_dependency_are_bounded(clock: ManualClock, reg: Registry,
+                                                                  run_virtual: Runner) -> None:
+    primary_calls: list[int] = []
+
+    async def primary() -> str:
+        primary_calls.append(1)
+        if len(primary_calls) > 20:
+            raise Runaway
+        raise Unavailable("503")
+
+    async def again() -> str:
+        return await dep.acall(primary)
+
+    dep = Dependency("svc", timeout=1.0, bulkhead=None, breaker=None, registry=reg, clock=clock,
+                     fallbacks=[Fallback(again, name="again"), Fallback(again, name="once_more")])
+    with pytest.raises(DependencyFailed) as info:
+        run_virtual(dep.acall(primary))
+    assert len(primary_calls) == 3
+    assert [source for source, _ in info.value.causes] == ["primary", "again", "once_more"]
+
+
+def test_another_dependency_in_a_fallback_keeps_its_own_chain(clock: ManualClock, reg: Registry) -> None:
+    cache = Dependency("cache", timeout=None, bulkhead=None, registry=reg, clock=clock,
+                       fallbacks=[Fallback.value("cached-default", name="default")])
+    dep = Dependency("svc", timeout=None, bulkhead=None, registry=reg, clock=clock,
+                     fallbacks=[Fallback(lambda: cache.call(boom), name="cache")])
+    assert dep.execute(boom).value == "cached-default"

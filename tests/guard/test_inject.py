@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from stoic.guard import (
+    BreakerPolicy,
     BulkheadFull,
     Dependency,
     DependencyFailed,
@@ -24,6 +25,8 @@ from stoic.guard import (
     inject,
     set_process_injector,
 )
+
+from .helpers import boom
 
 Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -63,7 +66,8 @@ def test_error_fault(clock: ManualClock, reg: Registry) -> None:
     error = info.value.causes[0][1]
     assert isinstance(error, InjectedFailure) and "chaos says no" in str(error)
     assert primary.calls == 0
-    assert dep.snapshot()["counts"]["failure"] == 1
+    counts = dep.snapshot()["counts"]
+    assert (counts["injected"], counts["failure"]) == (1, 0)  # this request's fault, not the dependency's
 
 
 def test_timeout_fault(clock: ManualClock, reg: Registry) -> None:
@@ -72,7 +76,8 @@ def test_timeout_fault(clock: ManualClock, reg: Registry) -> None:
         result = dep.execute(primary)
     assert (result.value, result.outcome) == ("fallback", Outcome.TIMEOUT)
     assert primary.calls == 0
-    assert dep.snapshot()["counts"]["timeout"] == 1
+    counts = dep.snapshot()["counts"]
+    assert (counts["injected"], counts["timeout"]) == (1, 0)
 
 
 def test_reject_fault(clock: ManualClock, reg: Registry) -> None:
@@ -82,7 +87,7 @@ def test_reject_fault(clock: ManualClock, reg: Registry) -> None:
     assert isinstance(info.value.causes[0][1], BulkheadFull)
     assert primary.calls == 0
     snap = dep.snapshot()
-    assert (snap["counts"]["rejected"], snap["concurrent"]) == (1, 0)
+    assert (snap["counts"]["injected"], snap["counts"]["rejected"], snap["concurrent"]) == (1, 0, 0)
 
 
 def test_delay_fault_sync(clock: ManualClock, reg: Registry) -> None:
@@ -93,8 +98,8 @@ def test_delay_fault_sync(clock: ManualClock, reg: Registry) -> None:
     assert result.latency == pytest.approx(0.2)
     with inject(Plan(Fault("delay", delay=0.8), "svc")):  # past the deadline: a sync call is slow
         assert dep.call(primary) == "fresh"
-    counts = dep.snapshot()["counts"]
-    assert (counts["success"], counts["slow"], primary.calls) == (2, 1, 2)
+    counts = dep.snapshot()["counts"]  # the calls ran, but their latency was the request's doing
+    assert (counts["injected"], counts["success"], counts["slow"], primary.calls) == (2, 0, 0, 2)
 
 
 def test_delay_fault_async_is_inside_the_deadline(clock: ManualClock, reg: Registry,
@@ -263,3 +268,82 @@ def test_delay_in_a_thread_pool_past_the_deadline_times_out(reg: Registry) -> No
         assert (result.value, result.outcome) == ("fallback", Outcome.TIMEOUT)
     finally:
         dep.close()
+
+
+# -- a request's own faults stay out of the shared breaker ---------------------------------------
+def breaking(clock: ManualClock, reg: Registry, **kw: Any) -> Dependency:
+    return guarded(clock, reg, timeout=1.0, breaker=BreakerPolicy(min_calls=5, check_interval=0.0,
+                                                                   open_for=5.0), **kw)
+
+
+def test_a_requests_injected_failures_never_open_the_breaker(clock: ManualClock, reg: Registry) -> None:
+    dep = breaking(clock, reg)
+    for kind in ("error", "timeout", "reject") * 4:  # twelve injected failures from one developer
+        with inject(Plan(Fault(kind), "svc")):  # type: ignore[arg-type]
+            assert dep.execute(Primary()).source == "generic"  # the fallback is still exercised
+    assert dep.breaker.state == "closed"
+    snap = dep.snapshot()
+    assert (snap["counts"]["injected"], snap["requests"], snap["error_percentage"]) == (12, 0, 0.0)
+    assert dep.execute(Primary()).source == "primary"  # every other user still reaches it
+
+
+def test_injected_outcomes_are_events(clock: ManualClock, reg: Registry) -> None:
+    dep = breaking(clock, reg)
+    seen: list[Outcome] = []
+    dep.listen(lambda event: seen.append(event.outcome))
+    with inject(Plan(Fault("error"), "svc")):
+        dep.execute(Primary())
+    assert seen == [Outcome.INJECTED, Outcome.FALLBACK_SUCCESS]
+
+
+def test_an_injected_request_never_takes_the_half_open_trial(clock: ManualClock, reg: Registry) -> None:
+    dep = breaking(clock, reg)
+    for _ in range(5):
+        dep.execute(boom)
+    assert dep.breaker.state == "open"
+    clock.advance(5.0)
+    for kind in ("error", "delay"):
+        with inject(Plan(Fault(kind), "svc")):  # type: ignore[arg-type]
+            assert dep.execute(Primary()).source == "generic"
+    assert dep.breaker.state == "open"  # neither took the trial nor judged it
+    primary = Primary()
+    assert dep.execute(primary).source == "primary"  # the next real call is the trial
+    assert primary.calls == 1
+    assert dep.breaker.state == "closed"
+
+
+def test_an_injected_delay_is_counted_apart(clock: ManualClock, reg: Registry) -> None:
+    dep = breaking(clock, reg)
+    for _ in range(5):
+        with inject(Plan(Fault("delay", delay=2.0), "svc")):  # slower than the timeout: slow calls
+            assert dep.execute(Primary()).source == "primary"
+    assert dep.breaker.state == "closed"
+    snap = dep.snapshot()
+    assert (snap["counts"]["injected"], snap["counts"]["slow"], snap["counts"]["success"]) == (5, 0, 0)
+    assert snap["concurrent"] == 0
+
+
+def test_process_wide_faults_still_open_the_breaker(clock: ManualClock, reg: Registry) -> None:
+    dep = breaking(clock, reg)
+    set_process_injector(Plan(Fault("error"), "svc"))  # Latency Monkey, the fault board
+    for _ in range(5):
+        assert dep.execute(Primary()).source == "generic"
+    set_process_injector(None)
+    assert dep.breaker.state == "open"
+    counts = dep.snapshot()["counts"]
+    assert (counts["failure"], counts["injected"]) == (5, 0)
+
+
+def test_a_broken_injector_injects_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def fault_for(self, dependency: str) -> None:
+            raise TypeError("'<' not supported between instances of 'str' and 'float'")
+
+    dep = Dependency("broken-board", timeout=None, registry=None)
+    set_process_injector(Broken())  # type: ignore[arg-type]
+    try:
+        with caplog.at_level("ERROR", logger="stoic.guard"):
+            assert dep.call(lambda: "answer") == "answer"
+    finally:
+        set_process_injector(None)
+    assert "fault injector" in caplog.text and "injecting nothing" in caplog.text

@@ -44,7 +44,7 @@ def test_snapshot_fields_and_counts(clock: ManualClock, reg: Registry) -> None:
         "has_fallback": True, "timeout": 0.5}
     assert snap["counts"] == {
         "success": 7, "failure": 2, "timeout": 0, "rejected": 0, "short_circuited": 1, "slow": 1,
-        "fallback_success": 3, "fallback_failure": 3, "retry": 0}
+        "fallback_success": 3, "fallback_failure": 3, "retry": 0, "injected": 0}
     assert snap["fallbacks"] == {"snapshot": 0, "average": 3}
     assert snap["requests"] == 10
     assert snap["error_percentage"] == 30.0

@@ -1,9 +1,11 @@
 """Deadlines for coroutines without a timer per call.
 
 `asyncio.wait_for` spawns a task per call and `asyncio.timeout` schedules (and cancels) a timer
-handle per call. A dependency has one timeout, so its deadlines arrive in order: a queue of
-in-flight calls and a single armed timer, set for the oldest unfinished deadline, are enough.
-When the timer fires it drops finished entries, cancels overdue tasks and re-arms for the next.
+handle per call. A dependency has one timeout, so its deadlines mostly arrive in order: a queue of
+in-flight calls kept in deadline order and a single armed timer, set for the earliest unfinished
+deadline, are enough. (A call that waited for a bulkhead permit registers after calls that started
+later: it is inserted in its place.) When the timer fires it drops finished entries, cancels
+overdue tasks and re-arms for the next.
 Cost per call: one small list and a deque append (and usually a popleft when it ends, so the queue
 holds about as many entries as there are calls in flight).
 """
@@ -11,6 +13,7 @@ holds about as many entries as there are calls in flight).
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections import deque
 from typing import Any
 
@@ -22,26 +25,44 @@ RUNNING, DONE, EXPIRED = 0, 1, 2
 class Deadlines:
     """In-flight coroutine calls of one dependency on one event loop."""
 
-    __slots__ = ("armed", "loop", "pending", "shared_clock", "timeout")
+    __slots__ = ("clock", "loop", "pending", "shared_clock", "timeout", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, clock: Clock) -> None:
         self.loop = loop
         self.timeout = timeout
+        self.clock = clock
         # Asyncio loops keep time with the monotonic clock, as the guard does: then the call's own
         # start reading gives the deadline and the loop need not be asked again on every call.
         self.shared_clock = abs(loop.time() - clock.now_ns() / 1e9) < 0.001
-        # entries: [deadline (loop time), task, RUNNING | DONE | EXPIRED]
+        # entries: [deadline (loop time), task, RUNNING | DONE | EXPIRED], in deadline order
         self.pending: deque[list[Any]] = deque()
-        self.armed = False
+        self.timer: asyncio.TimerHandle | None = None  # armed for pending[0]'s deadline
 
     def start(self, task: asyncio.Task[Any], now_ns: int) -> list[Any]:
-        """Register `task` for cancellation at now + timeout; mark the entry DONE when it ends."""
-        now = now_ns / 1e9 if self.shared_clock else self.loop.time()
-        entry: list[Any] = [now + self.timeout, task, RUNNING]
-        self.pending.append(entry)
-        if not self.armed:
-            self.armed = True
-            self.loop.call_at(entry[0], self._fire)
+        """Register `task` for cancellation at now + timeout; mark the entry DONE when it ends.
+
+        `now_ns` is when the call started, before any wait for a bulkhead permit: a call that
+        waited joins with an earlier deadline than calls admitted after it started, and goes
+        in its place, so its deadline is kept exactly.
+        """
+        if self.shared_clock:
+            now = now_ns / 1e9
+        else:  # the loop's time when the call started
+            now = self.loop.time() - (self.clock.now_ns() - now_ns) / 1e9
+        deadline = now + self.timeout
+        entry: list[Any] = [deadline, task, RUNNING]
+        pending = self.pending
+        if not pending or pending[-1][0] <= deadline:
+            pending.append(entry)  # the usual case: deadlines arrive in order
+            if self.timer is None:
+                self.timer = self.loop.call_at(deadline, self._fire)
+            return entry
+        i = bisect.bisect_right(pending, deadline, key=_deadline)
+        pending.insert(i, entry)
+        if i == 0:  # the earliest deadline now: the timer must fire for it
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._fire)
         return entry
 
     def _fire(self) -> None:
@@ -51,9 +72,13 @@ class Deadlines:
             entry = pending[0]
             if entry[2] == RUNNING:
                 if entry[0] > now:
-                    self.loop.call_at(entry[0], self._fire)
+                    self.timer = self.loop.call_at(entry[0], self._fire)
                     return
                 entry[2] = EXPIRED
                 entry[1].cancel()
             pending.popleft()
-        self.armed = False
+        self.timer = None
+
+
+def _deadline(entry: list[Any]) -> float:
+    return entry[0]  # type: ignore[no-any-return]

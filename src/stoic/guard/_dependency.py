@@ -9,8 +9,10 @@ import asyncio
 import functools
 import inspect
 import random
+import threading
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, NoReturn, ParamSpec, TypeVar, overload
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._deadline import DONE, EXPIRED, RUNNING, Deadlines
@@ -19,36 +21,70 @@ from ._errors import (
     BulkheadFull,
     ConfigError,
     DeadlineExceeded,
-    DependencyFailed,
     InjectedFailure,
 )
 from ._events import Event, Outcome, Result
-from ._inject import Fault, armed, current_fault
+from ._inject import Fault, armed, find_fault
 from ._policies import BreakerPolicy, Bulkhead, Fallback, Retry, SemaphoreBulkhead, ThreadPoolBulkhead
-from ._pool import WorkerPool
+from ._pool import Job, WorkerPool
+from ._recovery import Failed, Recovery, in_fallbacks
 from ._registry import Registry
 from ._registry import registry as default_registry
-from ._state import ADMITTED, STATE_NAMES, UNBOUNDED, DependencyState
-from ._validate import number
+from ._settings import Settings
+from ._state import ADMITTED, INJECTED, STATE_NAMES, DependencyState
 from ._window import FOLD_AFTER
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(Outcome.TIMEOUT)
-_REJECTED, _SHORT = int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED)
+_REJECTED, _SHORT, _INJECTED = int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED), int(Outcome.INJECTED)
 _RETRYABLE = (_FAILURE, _TIMEOUT)
 _DEFAULT_BREAKER = BreakerPolicy()
 _running_loop, _current_task = asyncio.get_running_loop, asyncio.current_task  # read once per call
 _DEFAULT_BULKHEAD = SemaphoreBulkhead()
+_COROUTINE = types.CoroutineType
 
 
-class _Failed(Exception):
-    """Internal: the primary attempt did not answer. Never escapes `Dependency`."""
+class _Keep:
+    """The default of each `configure()` argument: keep the current setting."""
 
-    def __init__(self, outcome: int, error: BaseException) -> None:
-        self.outcome = outcome
-        self.error = error
+    def __repr__(self) -> str:
+        return "unchanged"
+
+
+_KEEP = _Keep()
+
+
+S = TypeVar("S")
+
+
+class _Setting(Generic[S]):
+    """A setting read from the dependency's current settings; it changes only through
+    `configure(...)`, validated and applied with the others, never by assignment."""
+
+    def __init__(self, keyword: str, doc: str) -> None:
+        self.keyword = keyword
+        self.__doc__ = f"{doc} Change it with `configure({keyword}=...)`."
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Setting[S]: ...
+    @overload
+    def __get__(self, obj: Dependency, owner: type) -> S: ...
+    def __get__(self, obj: Dependency | None, owner: type) -> S | _Setting[S]:
+        if obj is None:
+            return self
+        value: S = getattr(obj._settings, self.keyword)
+        return value
+
+    def __set__(self, obj: Dependency, value: object) -> NoReturn:
+        raise AttributeError(
+            f"Dependency.{self.name} is read-only; use configure({self.keyword}=...) to change it, "
+            f"validated and applied with the other settings"
+        )
 
 
 class Dependency:
@@ -77,23 +113,9 @@ class Dependency:
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"Dependency.name must be a non-empty string, got {name!r}")
-        if timeout is not None:
-            timeout = number("Dependency", "timeout", timeout, low=0.0, high=3600.0, low_open=True)
-        if bulkhead is not None and not isinstance(bulkhead, SemaphoreBulkhead | ThreadPoolBulkhead):
-            raise ConfigError(f"Dependency.bulkhead must be SemaphoreBulkhead, ThreadPoolBulkhead or None, "
-                              f"got {bulkhead!r}")
-        if breaker is not None and not isinstance(breaker, BreakerPolicy):
-            raise ConfigError(f"Dependency.breaker must be a BreakerPolicy or None, got {breaker!r}")
-        if retry is not None and not isinstance(retry, Retry):
-            raise ConfigError(f"Dependency.retry must be a Retry or None, got {retry!r}")
+        settings = Settings.checked(timeout, breaker, bulkhead, retry, fallbacks)
         self.name = name
         self.owner = owner
-        self.timeout = timeout
-        self.breaker_policy = breaker
-        self.bulkhead = bulkhead
-        self.retry = retry
-        self.fallbacks = tuple(f if isinstance(f, Fallback) else Fallback(f) for f in fallbacks)
-        self._async_fallback = tuple(_is_async(f.fn) for f in self.fallbacks)
         self._clock = clock
         self._now = clock.now_ns
         self._rng = random.Random(seed)
@@ -101,31 +123,78 @@ class Dependency:
         self._registry = registry
         self._shared_listeners: list[Callable[[Event], None]] = registry.listeners if registry else []
         self._observed = bool(self._shared_listeners)
-        self._failure_on = breaker.failure_on if breaker else (Exception,)
-        self._ignore = breaker.ignore if breaker else ()
+        self._configuring = threading.Lock()
         self._pool: WorkerPool | None = None
-        self._deadlines: dict[asyncio.AbstractEventLoop, Deadlines] = {}
-        self._timeout_ns = int(timeout * 1e9) if timeout is not None else 0
-        if isinstance(bulkhead, ThreadPoolBulkhead):
-            self._pool = WorkerPool(name, bulkhead.workers)
-            max_active, max_wait, slow_after = bulkhead.workers + bulkhead.queue, 0.0, None
-        elif isinstance(bulkhead, SemaphoreBulkhead):
-            max_active, max_wait, slow_after = bulkhead.max_concurrent, bulkhead.max_wait, timeout
-        else:
-            max_active, max_wait, slow_after = UNBOUNDED, 0.0, timeout
-        self._state = DependencyState(name, breaker, max_active, max_wait, slow_after,
-                                      len(self.fallbacks), clock, self._emit)
+        if isinstance(settings.bulkhead, ThreadPoolBulkhead):
+            self._pool = WorkerPool(name, settings.bulkhead.workers)
+        max_active, max_wait, slow_after = settings.admission()
+        self._state = DependencyState(name, settings.breaker, max_active, max_wait, slow_after,
+                                      len(settings.fallbacks), clock, self._emit)
+        self._take(settings)
         self.breaker = BreakerControl(self._state)
         if registry is not None:
             registry.add(self)
+
+    def _take(self, settings: Settings) -> None:
+        """Set the fields the call path reads (never assigned anywhere else)."""
+        self._settings = settings
+        self._timeout = settings.timeout
+        self._retry = settings.retry
+        self._levels = tuple((f, _is_async(f.fn)) for f in settings.fallbacks)
+        breaker = settings.breaker
+        self._failure_on = breaker.failure_on if breaker else (Exception,)
+        self._ignore = breaker.ignore if breaker else ()
+        # deadlines keep one timeout per loop: calls under way keep theirs, new calls get the new one
+        self._deadlines: dict[asyncio.AbstractEventLoop, Deadlines] = {}
+
+    # -- settings ------------------------------------------------------------------------------
+    def configure(self, *, timeout: float | _Keep | None = _KEEP,
+                  breaker: BreakerPolicy | _Keep | None = _KEEP,
+                  bulkhead: Bulkhead | _Keep | None = _KEEP,
+                  retry: Retry | _Keep | None = _KEEP,
+                  fallbacks: Sequence[Fallback | Callable[..., Any]] | _Keep = _KEEP) -> None:
+        """Change settings of a running dependency, validated as the constructor validates them.
+
+        Every given setting is checked before any is applied (a bad one raises ConfigError and
+        changes nothing); then all are applied together. The rolling window and the breaker's state
+        stay while they still apply: a policy with another window or bucket count starts an empty
+        window, and without a breaker the circuit closes. A bulkhead can be resized, not swapped
+        for another kind; a smaller one takes permits back as the calls in flight end.
+
+        >>> search = Dependency("search", timeout=0.2, registry=None)
+        >>> search.configure(timeout=1.0)
+        >>> search.timeout
+        1.0
+        """
+        with self._configuring:
+            old = self._settings
+            new = Settings.checked(
+                old.timeout if isinstance(timeout, _Keep) else timeout,
+                old.breaker if isinstance(breaker, _Keep) else breaker,
+                old.bulkhead if isinstance(bulkhead, _Keep) else bulkhead,
+                old.retry if isinstance(retry, _Keep) else retry,
+                old.fallbacks if isinstance(fallbacks, _Keep) else fallbacks,
+            )
+            old.check_change(new)
+            max_active, max_wait, slow_after = new.admission()
+            self._state.reconfigure(new.breaker, max_active, max_wait, slow_after, len(new.fallbacks))
+            if self._pool is not None and isinstance(new.bulkhead, ThreadPoolBulkhead):
+                self._pool.resize(new.bulkhead.workers)
+            self._take(new)
+
+    timeout: _Setting[float | None] = _Setting("timeout", "Seconds each call may take (None: no deadline).")
+    breaker_policy: _Setting[BreakerPolicy | None] = _Setting("breaker", "When the circuit opens, recovers.")
+    bulkhead: _Setting[Bulkhead | None] = _Setting("bulkhead", "The concurrency budget.")
+    retry: _Setting[Retry | None] = _Setting("retry", "The retry policy.")
+    fallbacks: _Setting[tuple[Fallback, ...]] = _Setting("fallbacks", "The fallback chain, in order.")
 
     # -- public call API ---------------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call sync `fn` through the guard; returns its value or a fallback's."""
         try:
             return self._attempt(fn, args, kwargs)  # type: ignore[no-any-return]
-        except _Failed as exc:
-            failed = exc  # recover outside the handler, so the caller's traceback has no `_Failed`
+        except Failed as exc:
+            failed = exc  # recover outside the handler, so the caller's traceback has no `Failed`
         return self._recover(fn, args, kwargs, failed).value  # type: ignore[no-any-return]
 
     def execute(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Result[T]:
@@ -133,7 +202,7 @@ class Dependency:
         start = self._now()
         try:
             value = self._attempt(fn, args, kwargs)
-        except _Failed as failed:
+        except Failed as failed:
             return self._recover(fn, args, kwargs, failed, start)
         return self._primary_result(value, start)
 
@@ -141,7 +210,7 @@ class Dependency:
         """Await coroutine function `fn` through the guard, cancelled at the deadline."""
         try:
             return await self._attempt_async(fn, args, kwargs)  # type: ignore[no-any-return]
-        except _Failed as failed:
+        except Failed as failed:
             return (await self._recover_async(fn, args, kwargs, failed)).value  # type: ignore[no-any-return]
 
     async def aexecute(self, fn: Callable[P, Awaitable[T]], /,
@@ -150,7 +219,7 @@ class Dependency:
         start = self._now()
         try:
             value = await self._attempt_async(fn, args, kwargs)
-        except _Failed as failed:
+        except Failed as failed:
             return await self._recover_async(fn, args, kwargs, failed, start)
         return self._primary_result(value, start)
 
@@ -162,6 +231,9 @@ class Dependency:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a function or coroutine function so every call goes through this dependency."""
+        if not callable(fn):
+            raise TypeError(f"{self.name}: a Dependency decorates a function or a coroutine function, "
+                            f"got {fn!r}")
         if _is_async(fn):
             @functools.wraps(fn)
             async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -180,7 +252,7 @@ class Dependency:
         the interpreter runs on cold caches, where the frames this saves cost 0.5-1 us per call.
         """
         state, now, pool = self._state, self._now, self._pool
-        permits, window, settle = state.permits, state.window, self._settle
+        permits, settle = state.permits, self._settle  # configure() resizes the permit list in place
         if pool is not None:
             return functools.partial(self.call, fn)
 
@@ -198,12 +270,15 @@ class Dependency:
             except BaseException as exc:
                 end = now()
                 try:
-                    settle(exc, end, end - start, ADMITTED, True)
-                except _Failed as error:
+                    settle(exc, end, end - start, ADMITTED, True, fn)
+                except Failed as error:
                     failed = error  # recover outside the handler, as `call` does
             else:
                 end = now()
+                if type(value) is _COROUTINE:  # a sync function that returned a coroutine
+                    self._unawaited(value, fn, end, ADMITTED, True)
                 latency_ns = end - start
+                window = state.window  # read per call: configure() may give it a new window
                 if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                     state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
                     return value
@@ -266,15 +341,19 @@ class Dependency:
 
     # -- the primary attempt -------------------------------------------------------------------
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        admitted = 0  # ADMITTED, unless a fault for this request says otherwise
         if armed[0]:
-            fault = current_fault(self.name)
-            if fault is not None:
-                fn = self._faulty(fault, fn)
+            found = find_fault(self.name)
+            if found is not None:
+                admitted = self._injecting(*found)
+                fn = self._faulty(found[0], fn)
         state = self._state
         start = self._now()
         # Fast path: breaker closed and a permit free, no lock taken.
         permits = state.permits
-        if state.gate_open and permits:
+        if admitted:
+            admitted = state.enter_injected(start)
+        elif state.gate_open and permits:
             try:
                 permits.pop()
                 admitted = ADMITTED
@@ -285,16 +364,18 @@ class Dependency:
         else:
             admitted = state.enter(start)
         if admitted > 0:
-            raise _Failed(admitted, self._refusal(admitted))
+            raise Failed(admitted, self._refusal(admitted))
         if self._pool is not None:
             return self._attempt_pooled(fn, args, kwargs, start, admitted)
         try:
             value = fn(*args, **kwargs)
         except BaseException as exc:
             end = self._now()
-            self._settle(exc, end, end - start, admitted, True)
+            self._settle(exc, end, end - start, admitted, True, fn)
         end = self._now()
-        if admitted:  # a half-open trial
+        if type(value) is _COROUTINE:  # an async function given to call(): not a success
+            self._unawaited(value, fn, end, admitted, True)
+        if admitted:  # a half-open trial, or a call carrying its request's injected delay
             state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
         else:
             state.succeeded(end, end - start)
@@ -305,16 +386,30 @@ class Dependency:
     def _attempt_pooled(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                         start: int, admitted: int) -> Any:
         assert self._pool is not None
-        job = self._pool.submit(fn, args, kwargs, self._state.release)
-        finished = job.wait(self.timeout)
+        state = self._state
+        job: Job | None = None
+        try:
+            timeout = self._timeout
+            job = self._pool.submit(fn, args, kwargs, state.release, timeout)
+            finished = job.wait(timeout)
+        except BaseException:  # the caller was interrupted (KeyboardInterrupt, ...): not a verdict
+            if job is not None:
+                job.withdraw()  # nobody waits for it any more
+            # the worker gives the permit back when it is done with (or drops) the job; a trial
+            # call gives its slot back now, or half-open would wait for a verdict that never comes
+            state.leave(self._now(), -1, 0, admitted, release=False)
+            raise
         end = self._now()
         if not finished:  # abandoned: the worker keeps its slot until the call really ends
+            job.withdraw()  # or, if it is still queued, drops it: it must not start after its deadline
             self._state.leave(end, _TIMEOUT, end - start, admitted, release=False)
-            error = DeadlineExceeded(f"{self.name}: no answer within {self.timeout}s")
+            error = DeadlineExceeded(f"{self.name}: no answer within {timeout}s")
             self._emit_outcome(Outcome.TIMEOUT, end - start, error)
-            raise _Failed(_TIMEOUT, error)
+            raise Failed(_TIMEOUT, error)
         if job.error is not None:
-            self._settle(job.error, end, end - start, admitted, False)
+            self._settle(job.error, end, end - start, admitted, False, fn)
+        if type(job.value) is _COROUTINE:
+            self._unawaited(job.value, fn, end, admitted, False)
         self._state.leave(end, _SUCCESS, end - start, admitted, release=False)
         if self._observed:
             self._emit(Event(self.name, Outcome.SUCCESS, (end - start) / 1e9))
@@ -322,37 +417,42 @@ class Dependency:
 
     async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                              kwargs: dict[str, Any]) -> Any:
+        admitted = 0  # ADMITTED, unless a fault for this request says otherwise
         if armed[0]:
-            fault = current_fault(self.name)
-            if fault is not None:
-                fn = self._faulty_async(fault, fn)
+            found = find_fault(self.name)
+            if found is not None:
+                admitted = self._injecting(*found)
+                fn = self._faulty_async(found[0], fn)
         state = self._state
         start = self._now()
         # The same lock-free admission as `_attempt`, inlined: a helper would cost a call per call.
         permits = state.permits
-        if state.gate_open and permits:
+        if admitted:
+            admitted = state.enter_injected(start)
+        elif state.gate_open and permits:
             try:
                 permits.pop()
                 admitted = ADMITTED
             except IndexError:
-                admitted = state.enter(start) if state.max_wait_s <= 0 else await state.enter_async(start)
+                admitted = await self._enter_async(state, start)
         elif state.gate_open and permits is None:
             admitted = ADMITTED
         else:
-            admitted = state.enter(start) if state.max_wait_s <= 0 else await state.enter_async(start)
+            admitted = await self._enter_async(state, start)
         if admitted > 0:
-            raise _Failed(admitted, self._refusal(admitted))
-        if self.timeout is None:
+            raise Failed(admitted, self._refusal(admitted))
+        timeout = self._timeout
+        if timeout is None:
             try:
                 value = await fn(*args, **kwargs)
             except BaseException as exc:
                 end = self._now()
-                self._settle(exc, end, end - start, admitted, True)
+                self._settle(exc, end, end - start, admitted, True, fn, True)
         else:
             loop = _running_loop()
             deadlines = self._deadlines.get(loop)
             if deadlines is None:
-                deadlines = self._deadlines_for(loop, self.timeout)
+                deadlines = self._deadlines_for(loop, timeout)
             task = _current_task(loop)  # passing the loop skips a second lookup
             assert task is not None, "acall needs a running task"
             entry = deadlines.start(task, start)
@@ -361,13 +461,13 @@ class Dependency:
             except asyncio.CancelledError as exc:
                 end = self._now()
                 if entry[2] == EXPIRED and task.uncancel() == 0:
-                    error = DeadlineExceeded(f"{self.name}: no answer within {self.timeout}s")
+                    error = DeadlineExceeded(f"{self.name}: no answer within {timeout}s")
                     self._settle(error, end, end - start, admitted, True)
                 state.leave(end, -1, 0, admitted)  # cancelled from outside: not the dependency's doing
                 raise exc
             except BaseException as exc:
                 end = self._now()
-                self._settle(exc, end, end - start, admitted, True)
+                self._settle(exc, end, end - start, admitted, True, fn, True)
             finally:
                 if entry[2] == RUNNING:
                     entry[2] = DONE
@@ -375,13 +475,19 @@ class Dependency:
                     if pending[0] is entry:  # calls mostly end in the order they began: keep the queue short
                         pending.popleft()
         end = self._now()
-        if admitted:  # a half-open trial
+        if admitted:  # a half-open trial, or a call carrying its request's injected delay
             state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
         else:
             state.succeeded(end, end - start)
         if self._observed:
             self._emit(Event(self.name, Outcome.SUCCESS, (end - start) / 1e9))
         return value
+
+    async def _enter_async(self, state: DependencyState, start: int) -> int:
+        """Admission when the lock-free fast path could not decide; a wait counts against the deadline."""
+        if state.max_wait_s <= 0:
+            return state.enter(start)
+        return await state.enter_async(start, self._timeout)
 
     def _deadlines_for(self, loop: asyncio.AbstractEventLoop, timeout: float) -> Deadlines:
         # forget closed loops (tests and asyncio.run create many) so they can be collected
@@ -390,8 +496,15 @@ class Dependency:
         deadlines = self._deadlines[loop] = Deadlines(loop, timeout, self._clock)
         return deadlines
 
-    def _settle(self, exc: BaseException, end: int, elapsed: int, admitted: int, release: bool) -> NoReturn:
-        """Record a primary that raised, then raise `_Failed` (or the caller's own error)."""
+    def _settle(self, exc: BaseException, end: int, elapsed: int, admitted: int, release: bool,
+                fn: Callable[..., Any] | None = None, in_acall: bool = False) -> NoReturn:
+        """Record a primary that raised, then raise `Failed` (or the caller's own error)."""
+        tb = exc.__traceback__
+        if fn is not None and type(exc) is TypeError and tb is not None and tb.tb_next is None:
+            # raised where the guard made the call, not inside the function: a mistake in the call
+            # (not callable, wrong arguments, a sync function awaited), not the dependency failing
+            self._state.leave(end, -1, 0, admitted, release)
+            raise TypeError(_misuse(self.name, fn, in_acall, exc)) from exc
         if isinstance(exc, self._ignore):
             self._state.leave(end, -1, 0, admitted, release)  # counts as nothing
             raise exc
@@ -404,8 +517,16 @@ class Dependency:
             self._state.leave(end, _SUCCESS if isinstance(exc, Exception) else -1, elapsed, admitted, release)
             raise exc
         self._state.leave(end, outcome, elapsed, admitted, release)
-        self._emit_outcome(Outcome(outcome), elapsed, exc)
-        raise _Failed(outcome, exc) from None
+        self._emit_outcome(Outcome(outcome) if admitted != INJECTED else Outcome.INJECTED, elapsed, exc)
+        raise Failed(outcome, exc) from None
+
+    def _unawaited(self, value: Any, fn: Callable[..., Any], end: int, admitted: int,
+                   release: bool) -> NoReturn:
+        """call() was given an async function: nothing ran, so nothing is counted."""
+        value.close()  # never awaited, never will be: close it rather than leave a warning behind
+        self._state.leave(end, -1, 0, admitted, release)
+        raise TypeError(f"{self.name}: {_named(fn)} returned a coroutine; use acall() or aexecute() "
+                        f"for async functions")
 
     def _refusal(self, outcome: int) -> BaseException:
         error: BaseException
@@ -416,46 +537,62 @@ class Dependency:
         self._emit_outcome(Outcome(outcome), 0, error)
         return error
 
+    def _injecting(self, fault: Fault, per_request: bool) -> int:
+        """ADMITTED for a process-wide fault (it counts like a real failure); for the request's own
+        fault, INJECTED (a delay: the call runs, counted apart) or `Failed` into the fallbacks."""
+        if not per_request:
+            return ADMITTED
+        if fault.kind == "delay":
+            return INJECTED
+        outcome, error = self._fault_error(fault)
+        self._state.count(_INJECTED)
+        self._emit_outcome(Outcome.INJECTED, 0, error)
+        raise Failed(outcome, error)
+
+    def _fault_error(self, fault: Fault) -> tuple[int, BaseException]:
+        """What a failing fault simulates: the outcome, and the error the primary would have raised."""
+        if fault.kind == "reject":
+            return _REJECTED, BulkheadFull(f"{self.name}: injected rejection")
+        if fault.kind == "timeout":
+            return _TIMEOUT, DeadlineExceeded(f"{self.name}: {fault.message} timeout")
+        return _FAILURE, InjectedFailure(f"{self.name}: {fault.message}")
+
     def _faulty(self, fault: Fault, fn: Callable[..., Any]) -> Callable[..., Any]:
         if fault.kind == "reject":
             self._state.count(_REJECTED)
-            raise _Failed(_REJECTED, self._refusal_injected())
+            raise Failed(_REJECTED, self._refusal_injected())
         clock = self._clock
 
         def injected(*args: Any, **kwargs: Any) -> Any:
             if fault.kind == "delay":
                 clock.sleep(fault.delay)
                 return fn(*args, **kwargs)
-            if fault.kind == "timeout":
-                raise DeadlineExceeded(f"{self.name}: {fault.message} timeout")
-            raise InjectedFailure(f"{self.name}: {fault.message}")
+            raise self._fault_error(fault)[1]
 
         return injected
 
     def _faulty_async(self, fault: Fault, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         if fault.kind == "reject":
             self._state.count(_REJECTED)
-            raise _Failed(_REJECTED, self._refusal_injected())
+            raise Failed(_REJECTED, self._refusal_injected())
         clock = self._clock
 
         async def injected(*args: Any, **kwargs: Any) -> Any:
             if fault.kind == "delay":
                 await clock.asleep(fault.delay)
                 return await fn(*args, **kwargs)
-            if fault.kind == "timeout":
-                raise DeadlineExceeded(f"{self.name}: {fault.message} timeout")
-            raise InjectedFailure(f"{self.name}: {fault.message}")
+            raise self._fault_error(fault)[1]
 
         return injected
 
     def _refusal_injected(self) -> BaseException:
-        error = BulkheadFull(f"{self.name}: injected rejection")
+        error = self._fault_error(Fault("reject"))[1]
         self._emit_outcome(Outcome.REJECTED, 0, error)
         return error
 
     # -- recovery: retries, then the fallback chain ----------------------------------------------
-    def _retry_allowed(self, failed: _Failed, attempt: int) -> bool:
-        retry = self.retry
+    def _retry_allowed(self, failed: Failed, attempt: int) -> bool:
+        retry = self._retry
         if retry is None or attempt > retry.attempts or failed.outcome not in _RETRYABLE:
             return False
         if not isinstance(failed.error, retry.retry_on):
@@ -470,65 +607,65 @@ class Dependency:
         return True
 
     def _recover(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 failed: _Failed, start: int | None = None) -> Result[Any]:
-        start = self._now() if start is None else start
-        first = Outcome(failed.outcome)
-        causes: list[tuple[str, BaseException]] = [("primary", failed.error)]
-        attempt = 2
-        while self._retry_allowed(failed, attempt):
-            self._clock.sleep(self._backoff(attempt, failed))
-            attempt += 1
+                 failed: Failed, start: int | None = None) -> Result[Any]:
+        plan = Recovery(self, failed, start)
+        while (delay := plan.next_retry()) is not None:
+            self._clock.sleep(delay)
             try:
-                return self._primary_result(self._attempt(fn, args, kwargs), start)
-            except _Failed as again:
-                failed = again
-                causes.append(("primary", again.error))
-        for level, fallback in enumerate(self.fallbacks):
-            t0 = self._now()
-            try:
-                if self._async_fallback[level]:
-                    raise ConfigError(f"{self.name}: fallback {fallback.name!r} is async; use acall/aexecute")
-                value = self._in_time(fallback, t0, fallback.fn(*args, **kwargs))
-            except Exception as exc:
-                self._fallback_failed(level, fallback, exc, causes)
-                continue
-            return self._fallback_answered(level, fallback, value, first, start)
-        raise DependencyFailed(self.name, causes)
+                return plan.primary_answered(self._attempt(fn, args, kwargs))
+            except Failed as again:
+                plan.primary_failed(again)
+        token = plan.enter_fallbacks()
+        try:
+            for level, (fallback, is_async) in plan.levels:
+                t0 = self._now()
+                try:
+                    if is_async:
+                        raise ConfigError(f"{self.name}: fallback {fallback.name!r} is async; "
+                                          "use acall/aexecute")
+                    value = self._in_time(fallback, t0, fallback.fn(*args, **kwargs))
+                except Exception as exc:
+                    plan.level_failed(fallback, exc)
+                    continue
+                return plan.level_answered(level, fallback, value)
+        finally:
+            in_fallbacks.reset(token)
+        raise plan.exhausted()
 
     async def _recover_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                             kwargs: dict[str, Any], failed: _Failed,
+                             kwargs: dict[str, Any], failed: Failed,
                              start: int | None = None) -> Result[Any]:
-        start = self._now() if start is None else start
-        first = Outcome(failed.outcome)
-        causes: list[tuple[str, BaseException]] = [("primary", failed.error)]
-        attempt = 2
-        while self._retry_allowed(failed, attempt):
-            await self._clock.asleep(self._backoff(attempt, failed))
-            attempt += 1
+        plan = Recovery(self, failed, start)
+        while (delay := plan.next_retry()) is not None:
+            await self._clock.asleep(delay)
             try:
-                return self._primary_result(await self._attempt_async(fn, args, kwargs), start)
-            except _Failed as again:
-                failed = again
-                causes.append(("primary", again.error))
-        for level, fallback in enumerate(self.fallbacks):
-            t0 = self._now()
-            try:
-                value = fallback.fn(*args, **kwargs)
-                if inspect.isawaitable(value):
-                    value = await asyncio.wait_for(value, fallback.timeout)  # cancelled at its deadline
-                else:
-                    value = self._in_time(fallback, t0, value)
-            except Exception as exc:
-                self._fallback_failed(level, fallback, exc, causes)
-                continue
-            return self._fallback_answered(level, fallback, value, first, start)
-        raise DependencyFailed(self.name, causes)
+                return plan.primary_answered(await self._attempt_async(fn, args, kwargs))
+            except Failed as again:
+                plan.primary_failed(again)
+        token = plan.enter_fallbacks()
+        try:
+            for level, (fallback, _) in plan.levels:
+                t0 = self._now()
+                try:
+                    value = fallback.fn(*args, **kwargs)
+                    if inspect.isawaitable(value):
+                        value = await asyncio.wait_for(value, fallback.timeout)  # cancelled at its deadline
+                    else:
+                        value = self._in_time(fallback, t0, value)
+                except Exception as exc:
+                    plan.level_failed(fallback, exc)
+                    continue
+                return plan.level_answered(level, fallback, value)
+        finally:
+            in_fallbacks.reset(token)
+        raise plan.exhausted()
 
-    def _backoff(self, attempt: int, failed: _Failed) -> float:
+    def _backoff(self, attempt: int, failed: Failed) -> float:
         """The pause before retry number `attempt`, announced as a RETRY event."""
-        assert self.retry is not None
+        retry = self._retry
+        assert retry is not None
         self._emit_outcome(Outcome.RETRY, 0, failed.error)
-        return self.retry.delay(attempt, self._rng)
+        return retry.delay(attempt, self._rng)
 
     def _in_time(self, fallback: Fallback, t0: int, value: Any) -> Any:
         """`value`, unless the sync fallback that produced it overran its deadline."""
@@ -539,21 +676,6 @@ class Dependency:
 
     def _primary_result(self, value: Any, start: int) -> Result[Any]:
         return Result(value, "primary", 0, Outcome.SUCCESS, (self._now() - start) / 1e9)
-
-    def _fallback_failed(self, level: int, fallback: Fallback, exc: Exception,
-                         causes: list[tuple[str, BaseException]]) -> None:
-        self._state.count(int(Outcome.FALLBACK_FAILURE))
-        causes.append((fallback.name, exc))
-        if self._observed:
-            self._emit(Event(self.name, Outcome.FALLBACK_FAILURE, 0.0, fallback.name, exc))
-
-    def _fallback_answered(self, level: int, fallback: Fallback, value: Any, first: Outcome,
-                           start: int) -> Result[Any]:
-        self._state.count(int(Outcome.FALLBACK_SUCCESS), level)
-        latency = (self._now() - start) / 1e9
-        if self._observed:
-            self._emit(Event(self.name, Outcome.FALLBACK_SUCCESS, latency, fallback.name))
-        return Result(value, fallback.name, level + 1, first, latency)
 
     # -- events ------------------------------------------------------------------------------
     def _emit_outcome(self, outcome: Outcome, elapsed_ns: int, error: BaseException | None) -> None:
@@ -604,6 +726,23 @@ class BreakerControl:
     def reset(self) -> None:
         """Back to closed with an empty window, overrides removed."""
         self._state.force(None)
+
+
+def _named(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _misuse(name: str, fn: object, in_acall: bool, error: TypeError) -> str:
+    """What went wrong in the call itself, and what to use instead."""
+    if inspect.iscoroutine(fn):
+        return (f"{name}: got a coroutine object; pass the coroutine function and its arguments, "
+                f"as in acall({fn.__qualname__}, *args)")
+    if not callable(fn):
+        return f"{name}: expected a function and its arguments, got {fn!r}"
+    if in_acall and not _is_async(fn):
+        return (f"{name}: acall() and aexecute() await what the function returns, and "
+                f"{_named(fn)} is not async ({error}); use call() or execute() for sync functions")
+    return f"{name}: {error} (a mistake in the call, not a failure of the dependency)"
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

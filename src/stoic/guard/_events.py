@@ -22,6 +22,7 @@ class Outcome(enum.IntEnum):
     FALLBACK_FAILURE = 7
     RETRY = 8
     STATE_CHANGE = 9
+    INJECTED = 10  # a failure injected for one request (FIT): shown, but never judged by the breaker
 
     @property
     def label(self) -> str:

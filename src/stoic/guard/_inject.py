@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -40,6 +41,7 @@ class Injector(Protocol):
     def fault_for(self, dependency: str) -> Fault | None: ...
 
 
+_log = logging.getLogger("stoic.guard")
 _request_injector: ContextVar[Injector | None] = ContextVar("stoic_injector", default=None)
 # A one-item list so the hot path reads it without a global statement or a lock.
 _process_injector: list[Injector | None] = [None]
@@ -66,10 +68,34 @@ def set_process_injector(injector: Injector | None) -> None:
 
 def current_fault(dependency: str) -> Fault | None:
     """The fault for `dependency` in this context: the request's injector first, then the process's."""
+    found = find_fault(dependency)
+    return None if found is None else found[0]
+
+
+def find_fault(dependency: str) -> tuple[Fault, bool] | None:
+    """`current_fault` and whether it is the request's own (True) or the whole process's (False).
+
+    A request's fault exercises that request's fallbacks only: the dependency did not fail, so the
+    guard keeps it out of the shared breaker. A process-wide fault (Latency Monkey, the fault
+    board) exists to exercise the breaker and counts like a real failure.
+    """
     request = _request_injector.get()
     if request is not None:
-        fault = request.fault_for(dependency)
+        fault = _ask(request, dependency)
         if fault is not None:
-            return fault
+            return fault, True
     process = _process_injector[0]
-    return None if process is None else process.fault_for(dependency)
+    if process is None:
+        return None
+    fault = _ask(process, dependency)
+    return None if fault is None else (fault, False)
+
+
+def _ask(injector: Injector, dependency: str) -> Fault | None:
+    """An injector's fault for `dependency`; an injector that breaks injects nothing (and says so
+    in the log), because an injector must never break the call it guards."""
+    try:
+        return injector.fault_for(dependency)
+    except Exception:
+        _log.exception("fault injector %r failed for %s; injecting nothing", injector, dependency)
+        return None

@@ -9,27 +9,49 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 
 class Job:
-    __slots__ = ("after", "args", "done", "error", "fn", "kwargs", "value")
+    __slots__ = ("after", "args", "deadline", "done", "error", "fn", "kwargs", "started", "ticket", "value")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 after: Callable[[], None]) -> None:
+                 after: Callable[[], None], deadline: float | None) -> None:
         self.fn = fn
         self.after = after
         self.args = args
         self.kwargs = kwargs
+        self.deadline = deadline  # time.monotonic() after which the job must not start
         self.value: Any = None
         self.error: BaseException | None = None
+        self.started = False
+        # One token: the worker takes it to start the job, the caller to withdraw it; `list.pop`
+        # is atomic, so exactly one of them wins.
+        self.ticket = [1]
         self.done = threading.Lock()
         self.done.acquire()
 
     def wait(self, timeout: float | None) -> bool:
-        """True when the job finished within `timeout` seconds (None: wait for ever)."""
-        return self.done.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+        """True when the job ran to its end within `timeout` seconds (None: wait for ever)."""
+        return self.done.acquire(timeout=-1 if timeout is None else max(0.0, timeout)) and self.started
+
+    def withdraw(self) -> bool:
+        """Make sure the job never starts; False when it has already started."""
+        try:
+            self.ticket.pop()
+        except IndexError:
+            return False
+        return True
+
+    def _claim(self) -> bool:
+        """The worker's side of `withdraw`: True when the job may start now."""
+        try:
+            self.ticket.pop()
+        except IndexError:
+            return False  # withdrawn by its caller
+        return self.deadline is None or time.monotonic() < self.deadline
 
 
 class WorkerPool:
@@ -42,11 +64,13 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               after: Callable[[], None]) -> Job:
+               after: Callable[[], None], timeout: float | None) -> Job:
         """Queue `fn` to run in a copy of the caller's context (so per-request state such as a
         failure-injection plan follows it); `after` runs on the worker once it finishes, even if
-        the caller gave up."""
-        job = Job(contextvars.copy_context().run, (fn, *args), kwargs, after)
+        the caller gave up. A job still queued `timeout` seconds from now never starts: its caller
+        has moved on to a fallback."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = Job(contextvars.copy_context().run, (fn, *args), kwargs, after, deadline)
         # Claim an idle worker or start one, so that while the pool has room a call never waits
         # in the queue behind a busy worker.
         with self._lock:
@@ -69,14 +93,22 @@ class WorkerPool:
             job = get()
             if job is None:
                 return
-            try:
-                job.value = job.fn(*job.args, **job.kwargs)
-            except BaseException as exc:  # handed to the caller, never lost in the worker
-                job.error = exc
+            if job._claim():
+                job.started = True
+                try:
+                    job.value = job.fn(*job.args, **job.kwargs)
+                except BaseException as exc:  # handed to the caller, never lost in the worker
+                    job.error = exc
             with self._lock:
                 self._idle += 1
             job.after()
             job.done.release()
+
+    def resize(self, workers: int) -> None:
+        """Start up to `workers` threads from now on; extra ones already started stay, idle at
+        worst (the bulkhead's permits bound the calls in flight)."""
+        with self._lock:
+            self._size = workers
 
     def shutdown(self) -> None:
         for _ in range(self._started):

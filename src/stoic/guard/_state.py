@@ -18,16 +18,17 @@ from collections.abc import Callable
 from ._clock import Clock
 from ._events import Event, Outcome
 from ._policies import BreakerPolicy
-from ._window import FOLD_AFTER, MAX_LATENCY_NS, RollingWindow, code
+from ._window import FOLD_AFTER, MAX_LATENCY_NS, NEVER, RollingWindow, code
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 STATE_NAMES = ("closed", "open", "half_open")
 
 ADMITTED = 0
 TRIAL = -1  # admitted as one of the half-open trial calls
+INJECTED = -2  # admitted with a fault injected for its request: its outcome is counted apart
 _SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(Outcome.TIMEOUT)
 _SLOW, _REJECTED, _SHORT = int(Outcome.SLOW), int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED)
-_RETRY = int(Outcome.RETRY)
+_RETRY, _INJECTED = int(Outcome.RETRY), int(Outcome.INJECTED)
 UNBOUNDED = 2**62
 
 
@@ -37,8 +38,8 @@ class DependencyState:
     __slots__ = (  # noqa: RUF023
         "gate_open", "permits", "waiters", "window", "plain_below", "lock",
         "_cond", "_sync_waiters", "async_waiters", "breaker", "changes", "check_ns", "checked_at", "clock",
-        "emit", "forced", "max_active", "max_wait_s", "name", "open_ns", "opened_at",
-        "slow_ns", "state", "trial_errors", "trial_results", "trials_left",
+        "debt", "emit", "forced", "max_active", "max_wait_s", "name", "open_ns", "opened_at",
+        "slow_ns", "state", "trial_errors", "trial_results", "trial_slow", "trials_left",
     )
 
     def __init__(self, name: str, policy: BreakerPolicy | None, max_active: int, max_wait: float,
@@ -59,26 +60,87 @@ class DependencyState:
         self.max_wait_s = max_wait
         # One token per free slot; None when unbounded. pop/append are atomic, no lock needed.
         self.permits: list[int] | None = [1] * max_active if max_active < UNBOUNDED else None
+        self.debt = 0  # permits to take back as they come home (the bulkhead was made smaller)
         self.state = CLOSED
         self.gate_open = True  # closed and not forced: admission needs no lock
         self.forced: int | None = None
         self.opened_at = 0
-        window, buckets = (policy.window, policy.buckets) if policy else (10.0, 10)
+        window, buckets = _span(policy)
         self.window = RollingWindow(window, buckets, levels)
+        self._follow(policy, slow_after)
+        self.checked_at = -self.check_ns  # the first failure may be judged at once
+        self.trials_left = 0
+        self.trial_results = 0
+        self.trial_errors = 0
+        self.trial_slow = 0
+
+    def _follow(self, policy: BreakerPolicy | None, slow_after: float | None) -> None:
+        """Take the figures the call path reads from `policy` (and the deadline, for slow calls)."""
+        self.breaker = policy
         self.open_ns = int(policy.open_for * 1e9) if policy else 0
         slow = policy.slow_call if policy and policy.slow_call is not None else slow_after
         self.slow_ns = int(slow * 1e9) if slow is not None else 0
         # below this a success is plain: not slow, and inside the latency histogram's range
         self.plain_below = min(self.slow_ns or MAX_LATENCY_NS, MAX_LATENCY_NS)
         self.check_ns = int(policy.check_interval * 1e9) if policy else 0
-        self.checked_at = -self.check_ns  # the first failure may be judged at once
-        self.trials_left = 0
-        self.trial_results = 0
-        self.trial_errors = 0
+
+    def reconfigure(self, policy: BreakerPolicy | None, max_active: int, max_wait: float,
+                    slow_after: float | None, levels: int) -> None:
+        """Apply new settings, keeping what still applies: the window while its span and buckets
+        stay the same, the breaker's state while there is a breaker, the calls in flight."""
+        with self.lock:
+            window_s, buckets = _span(policy)
+            window = self.window
+            if window.n != buckets or window.bucket_ns != max(1, int(window_s * 1e9) // buckets):
+                self.window = RollingWindow(window_s, buckets, levels)  # other buckets: a fresh window
+            elif window.levels != max(1, levels):
+                window.relevel(levels)
+            self._follow(policy, slow_after)
+            if policy is None and self.state != CLOSED:
+                self._transition(CLOSED)  # nothing would ever judge it again
+            self.max_wait_s = max_wait
+            grown = self._resize(max_active)
+            self._attend(self.window.attention_at)
+        for _ in range(min(grown, self.waiters)):
+            self.wake_one()
+        if self.changes:
+            self._tell()
+
+    def _resize(self, max_active: int) -> int:
+        """Resize the bulkhead in place (decorated functions hold the permit list); returns the
+        permits added. A smaller bulkhead takes permits back as calls in flight return them."""
+        permits = self.permits
+        if permits is None:
+            return 0
+        change = max_active - self.max_active
+        self.max_active = max_active
+        if change < 0:
+            self.debt -= change
+            self._collect()
+            return 0
+        forgiven = min(change, self.debt)
+        self.debt -= forgiven
+        permits.extend([1] * (change - forgiven))
+        return change - forgiven
+
+    def _collect(self) -> None:
+        """Take back the permits owed, as far as they are free (under the lock)."""
+        permits = self.permits
+        assert permits is not None
+        while self.debt:
+            try:
+                permits.pop()
+            except IndexError:
+                break
+            self.debt -= 1
+
+    def _attend(self, at_ns: int) -> None:
+        """`window.attend`, but while permits are owed every success comes by `leave` to repay them."""
+        self.window.attend(0 if self.debt else at_ns)
 
     @property
     def active(self) -> int:
-        return 0 if self.permits is None else self.max_active - len(self.permits)
+        return 0 if self.permits is None else self.max_active + self.debt - len(self.permits)
 
     # -- admission -------------------------------------------------------------------------
     def enter(self, now: int) -> int:
@@ -96,8 +158,9 @@ class DependencyState:
                     return _REJECTED
         return admitted
 
-    async def enter_async(self, now: int) -> int:
-        """`enter`, waiting up to `max_wait` for a permit without blocking the event loop."""
+    async def enter_async(self, now: int, within: float | None) -> int:
+        """`enter`, waiting for a permit without blocking the event loop: up to `max_wait`, and
+        never past the call's own deadline (`within` seconds from now), which counts the wait."""
         admitted = self._pass_breaker(now)
         if admitted > 0:
             return admitted
@@ -105,7 +168,7 @@ class DependencyState:
         if permits is None:
             return admitted
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait_s
+        deadline = loop.time() + (self.max_wait_s if within is None else min(self.max_wait_s, within))
         while True:
             try:
                 permits.pop()
@@ -129,6 +192,21 @@ class DependencyState:
                     self.waiters -= 1
                     if entry in self.async_waiters:
                         self.async_waiters.remove(entry)
+
+    def enter_injected(self, now: int) -> int:
+        """Admission for a call carrying its request's own fault: never a half-open trial (it must
+        not judge the shared breaker), never a wait; a refusal counts as injected too."""
+        closed = self.forced == CLOSED if self.forced is not None else self.state == CLOSED
+        refused = 0 if closed else _SHORT
+        if not refused and self.permits is not None:
+            try:
+                self.permits.pop()
+            except IndexError:
+                refused = _REJECTED
+        if refused:
+            self.count(_INJECTED)
+            return refused
+        return INJECTED
 
     def _pass_breaker(self, now: int) -> int:
         """ADMITTED or TRIAL when the breaker lets the call through, else SHORT_CIRCUITED (counted)."""
@@ -184,7 +262,7 @@ class DependencyState:
                 return _SHORT
             self._transition(HALF_OPEN)
             self.trials_left = self.breaker.trial_calls if self.breaker else 1
-            self.trial_results = self.trial_errors = 0
+            self.trial_results = self.trial_errors = self.trial_slow = 0
         if self.state == HALF_OPEN:
             if self.trials_left <= 0:
                 return _SHORT
@@ -210,6 +288,14 @@ class DependencyState:
             self.permits.append(1)
             if self.waiters:
                 self.wake_one()
+        if self.debt:
+            with self.lock:
+                self._collect()
+                self._attend(self.window.attention_at)
+        if admitted == INJECTED:  # the request's fault answered, not the dependency: no verdict
+            if outcome >= 0:
+                self.count(_INJECTED)
+            return
         if outcome < 0:
             if admitted == TRIAL:
                 self._return_trial()
@@ -223,21 +309,35 @@ class DependencyState:
                 window.roll(epoch)
         log = window.logs[i]
         log.append(code(outcome, slow, latency_ns))
-        if outcome == _SUCCESS and not slow and admitted != TRIAL:
-            if len(log) > FOLD_AFTER:
-                with self.lock:
-                    window.fold(i)
-            return
-        if admitted != TRIAL and (self.state != CLOSED or now - self.checked_at < self.check_ns):
-            return  # nothing to decide yet: the counts wait in the log
+        if admitted != TRIAL:
+            if outcome == _SUCCESS and not slow:
+                if len(log) > FOLD_AFTER:
+                    with self.lock:
+                        window.fold(i)
+                if now < window.attention_at:
+                    return  # a plain success, and no verdict is due
+            elif self.state != CLOSED:
+                return
+            elif now - self.checked_at < self.check_ns:
+                # Not yet: the counts wait in the log, and whichever call ends first once the
+                # interval has passed (a success too) judges them, as Hystrix's health snapshot does.
+                due = self.checked_at + self.check_ns
+                if due < window.attention_at:
+                    with self.lock:
+                        self._attend(min(due, window.attention_at))
+                return
         with self.lock:
             if self.breaker is None or self.forced is not None:
-                return
-            if admitted == TRIAL:
-                self._judge_trial(outcome != _SUCCESS)
-            elif self.state == CLOSED and now - self.checked_at >= self.check_ns:
+                self._attend(NEVER)
+            elif admitted == TRIAL:
+                self._judge_trial(outcome != _SUCCESS, slow)
+            elif self.state != CLOSED:
+                self._attend(NEVER)
+            elif now - self.checked_at >= self.check_ns:
                 self.checked_at = now
                 self._check_health(now)
+            else:
+                self._attend(self.checked_at + self.check_ns)
         if self.changes:
             self._tell()
 
@@ -268,6 +368,9 @@ class DependencyState:
         """Give a bulkhead permit back and wake one waiter, if any."""
         assert self.permits is not None
         self.permits.append(1)
+        if self.debt:
+            with self.lock:
+                self._collect()
         if self.waiters:
             self.wake_one()
 
@@ -293,33 +396,46 @@ class DependencyState:
             self._count(now, _RETRY)
             return True
 
-    def _judge_trial(self, failed: bool) -> None:
+    def _judge_trial(self, failed: bool, slow: bool) -> None:
+        """Judge the half-open trials by the rules that open a closed breaker: errors and slow calls."""
         if self.state != HALF_OPEN:
             return
-        assert self.breaker is not None
+        policy = self.breaker
+        assert policy is not None
         self.trial_results += 1
         self.trial_errors += failed
-        if self.trial_errors >= self.breaker.error_rate * self.breaker.trial_calls:
+        self.trial_slow += slow
+        if self.trial_errors >= policy.error_rate * policy.trial_calls or (
+            self.slow_ns and self.trial_slow >= policy.slow_rate * policy.trial_calls
+        ):
             self._open(self.clock.now_ns())
-        elif self.trial_results >= self.breaker.trial_calls:
+        elif self.trial_results >= policy.trial_calls:
             self.window.reset()
             self._transition(CLOSED)
 
     def _check_health(self, now: int) -> None:
-        assert self.breaker is not None
-        self.window.fold_all()
-        t = self.window.totals
+        policy = self.breaker
+        assert policy is not None
+        window = self.window
+        window.fold_all()
+        t = window.totals
         calls = t[_SUCCESS] + t[_FAILURE] + t[_TIMEOUT]
-        if calls < self.breaker.min_calls:
-            return
-        if (t[_FAILURE] + t[_TIMEOUT]) >= self.breaker.error_rate * calls or (
-            self.slow_ns and t[_SLOW] >= self.breaker.slow_rate * calls
+        errors = t[_FAILURE] + t[_TIMEOUT]
+        slow = t[_SLOW] if self.slow_ns else 0
+        if calls >= policy.min_calls and (
+            errors >= policy.error_rate * calls or slow >= policy.slow_rate * calls
         ):
             self._open(now)
+            return
+        # Under min_calls, a success can still tip the verdict (it adds a call, not an error), so
+        # plain successes are judged too until there are enough calls; at or above it, only a
+        # failure or a slow call can raise the rates, and those are always judged.
+        self._attend(now + self.check_ns if calls < policy.min_calls and (errors or slow) else NEVER)
 
     def _open(self, now: int) -> None:
         self.opened_at = now
         self.trials_left = 0
+        self._attend(NEVER)
         self._transition(OPEN)
 
     def _transition(self, state: int) -> None:
@@ -354,6 +470,7 @@ class DependencyState:
     def force(self, state: int | None) -> None:
         with self.lock:
             self.forced = state
+            self._attend(NEVER)
             if state is None:
                 self.window.reset()
                 self.trials_left = 0
@@ -371,3 +488,8 @@ class DependencyState:
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _span(policy: BreakerPolicy | None) -> tuple[float, int]:
+    """(window seconds, buckets) of the rolling window."""
+    return (policy.window, policy.buckets) if policy else (10.0, 10)

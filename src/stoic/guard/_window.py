@@ -17,6 +17,7 @@ N_COUNTS = len(Outcome)
 N_BINS = 8 * 42
 MAX_LATENCY_NS = 1 << 44  # the last bin starts here
 FOLD_AFTER = 1 << 14  # bounds a bucket's unfolded log (memory) between reads
+NEVER = 1 << 62  # a time (ns) that never comes
 
 
 def latency_bin(ns: int) -> int:
@@ -46,8 +47,8 @@ class RollingWindow:
     """Not thread-safe for readers: the owner holds its lock around fold, roll, reset and snapshot."""
 
     # The two fields every call reads first (see DependencyState.__slots__).
-    __slots__ = ("current_end", "current_log", "bucket_ns", "counts", "current", "epochs",  # noqa: RUF023
-                 "fallbacks", "hist", "levels", "logs", "n", "totals")
+    __slots__ = ("current_end", "current_log", "attention_at", "bucket_ns", "counts",  # noqa: RUF023
+                 "current", "epochs", "fallbacks", "hist", "levels", "logs", "n", "newest_end", "totals")
 
     def __init__(self, window_s: float, buckets: int, levels: int) -> None:
         self.n = buckets
@@ -60,10 +61,14 @@ class RollingWindow:
         self.hist = [[0] * N_BINS for _ in range(buckets)]
         self.totals = [0] * N_COUNTS  # running sums over the live buckets, for an O(1) health check
         # The newest bucket, so a plain success appends without computing its bucket: until
-        # `current_end` (ns) its log is `current_log`, at index `current`.
+        # `newest_end` (ns) its log is `current_log`, at index `current`.
         self.current = 0
-        self.current_end = 0
+        self.newest_end = 0
         self.current_log = self.logs[0]
+        # From `attention_at` on, a plain success must also be looked at (a health check is due).
+        # The hot path compares one time: `current_end`, the earlier of the two.
+        self.attention_at = NEVER
+        self.current_end = 0
 
     def slot(self, now_ns: int) -> int:
         """Index of the bucket for `now_ns`, expiring buckets that fell out of the window."""
@@ -104,6 +109,7 @@ class RollingWindow:
         for j in range(self.n):
             held = self.epochs[j]
             if held != -1 and (held < oldest or (j == epoch % self.n and held != epoch)):
+                self.attention_at = 0  # calls left the window: the rates moved, a verdict is due
                 self.fold(j)
                 row = self.counts[j]
                 for k in range(N_COUNTS):
@@ -116,8 +122,19 @@ class RollingWindow:
         i = epoch % self.n
         self.epochs[i] = epoch
         end = (epoch + 1) * self.bucket_ns
-        if end > self.current_end:
-            self.current, self.current_end, self.current_log = i, end, self.logs[i]
+        if end > self.newest_end:
+            self.current, self.newest_end, self.current_log = i, end, self.logs[i]
+        self.current_end = min(self.newest_end, self.attention_at)
+
+    def attend(self, at_ns: int) -> None:
+        """Send plain successes from `at_ns` on (NEVER: none) through the owner's general path."""
+        self.attention_at = at_ns
+        self.current_end = min(self.newest_end, at_ns)
+
+    def relevel(self, levels: int) -> None:
+        """A new fallback chain: its levels are other levels, so their counts start again."""
+        self.levels = max(1, levels)
+        self.fallbacks = [[0] * self.levels for _ in range(self.n)]
 
     def reset(self) -> None:
         for j in range(self.n):
@@ -127,7 +144,8 @@ class RollingWindow:
             self.fallbacks[j] = [0] * self.levels
             self.hist[j] = [0] * N_BINS
         self.totals = [0] * N_COUNTS
-        self.current_end = 0  # the next call rolls to its bucket
+        self.newest_end = self.current_end = 0  # the next call rolls to its bucket
+        self.attention_at = NEVER
 
     def snapshot(self, now_ns: int) -> tuple[list[int], list[int], dict[str, float]]:
         """(counts per outcome, counts per fallback level, latency in ms) over the live window."""
