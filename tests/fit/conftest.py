@@ -15,11 +15,12 @@ import uvicorn
 from stoic.fit import HeaderCodec
 
 SECRET = "fit-test-secret-0123456789"
+SERVICES = ("edge", "ratings", "shop")  # the services the test platforms run
 
 
 @pytest.fixture
 def codec() -> HeaderCodec:
-    return HeaderCodec(SECRET)
+    return HeaderCodec(SECRET, audience=SERVICES)
 
 
 @pytest.fixture

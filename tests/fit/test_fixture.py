@@ -60,7 +60,7 @@ async def test_fixture_reaches_async_code(fit: Fit) -> None:
 def test_fixture_signs_headers_for_real_services(fit: Fit) -> None:
     codec = HeaderCodec("fixture-secret-0123456789")
     fit.fail("ratings", kind="delay", delay=0.2)
-    signed = codec.verify(fit.headers(codec)["x-stoic-fit"])
+    signed = codec.verify(fit.headers(codec, audience="ratings")["x-stoic-fit"], service="ratings")
     assert signed.scenarios == (Scenario("fit-1", "ratings", "delay", delay=0.2),)
     assert signed.identity == fit.plan.identity
 

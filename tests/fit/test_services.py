@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +21,13 @@ from starlette.routing import Route
 
 from stoic.fit import (
     Catalog,
+    FailurePlan,
     FitMiddleware,
+    Forwarder,
     HeaderCodec,
     RequestIdentity,
     Scenario,
+    bind,
     current_plan,
     forward_hooks,
 )
@@ -36,8 +43,12 @@ class Services:
     ) -> None:
         self.store_calls: list[str] = []
         self.personalisation_calls: list[str] = []
-        self.ratings_url = serve_asgi(FitMiddleware(self._ratings_app(), codec, catalog=None))
-        self.edge_url = serve_asgi(FitMiddleware(self._edge_app(codec), codec, catalog=edge_catalog))
+        self.ratings_url = serve_asgi(
+            FitMiddleware(self._ratings_app(), codec, service="ratings", catalog=None)
+        )
+        self.edge_url = serve_asgi(
+            FitMiddleware(self._edge_app(codec), codec, service="edge", catalog=edge_catalog)
+        )
 
     def _ratings_app(self) -> Starlette:
         store = Dependency(
@@ -147,8 +158,18 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _signed_by_hand(body: dict[str, Any] | str) -> str:
+    """Signed with the right key around a payload no codec would write."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    signed = "v1." + _b64(text.encode())
+    mac = hmac.new(b"fit-test-secret-0123456789", signed.encode(), hashlib.sha256).digest()
+    return f"{signed}.{_b64(mac)}"
+
+
 def _bad_headers(codec: HeaderCodec) -> dict[str, str]:
     fail_all = [Scenario("fail-all", "*")]
+    now = time.time()
+    fresh = {"iat": now, "exp": now + 60, "aud": ["*"]}
     good = codec.sign(fail_all)
     version, payload, signature = good.split(".")
     body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -162,10 +183,18 @@ def _bad_headers(codec: HeaderCodec) -> dict[str, str]:
         "expired": expired_codec.sign(fail_all),
         "malformed": "v1.!!!.???",
         "oversized": good + "A" * 5000,
+        "wrong-audience": codec.sign(fail_all, audience=["search", "ratings-*"]),
+        "no-audience": HeaderCodec("fit-test-secret-0123456789").sign(fail_all),
+        "huge-percent": _signed_by_hand({**fresh, "s": [{"n": "a", "d": ["*"], "k": "error", "p": 10**400}]}),
+        "huge-iat": _signed_by_hand({**fresh, "iat": 10**400, "s": [{"n": "a", "d": ["*"], "k": "error"}]}),
+        "deep-nesting": _signed_by_hand(json.dumps(fresh)[:-1] + ', "s": ' + "[" * 1200 + "]" * 1200 + "}"),
     }
 
 
-@pytest.mark.parametrize("kind", ["unsigned", "forged", "tampered", "expired", "malformed", "oversized"])
+@pytest.mark.parametrize("kind", [
+    "unsigned", "forged", "tampered", "expired", "malformed", "oversized", "wrong-audience", "no-audience",
+    "huge-percent", "huge-iat", "deep-nesting",
+])
 def test_a_bad_header_changes_nothing(
     services: Services, codec: HeaderCodec, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -179,6 +208,8 @@ def test_a_bad_header_changes_nothing(
     expected = {
         "unsigned": "unsigned", "forged": "bad-signature", "tampered": "bad-signature",
         "expired": "expired", "malformed": "bad-signature", "oversized": "oversized",
+        "wrong-audience": "wrong-audience", "no-audience": "no-audience",
+        "huge-percent": "invalid-scenario", "huge-iat": "malformed", "deep-nesting": "malformed",
     }[kind]
     assert f"ignored x-stoic-fit header: {expected}" in caplog.text
 
@@ -224,9 +255,7 @@ def test_an_edge_catalog_tags_live_traffic_without_any_header(
 
 
 def test_hooks_forward_only_to_allowed_hosts(services: Services, codec: HeaderCodec) -> None:
-    from stoic.fit import FailurePlan, Forwarder, bind
-
-    forwarder = Forwarder(codec, hosts=["ratings.internal"])
+    forwarder = Forwarder(codec, allow_hosts=["ratings.internal"])
     plan = FailurePlan([Scenario("s", "ratings-store")], RequestIdentity("req-hosts"))
     with bind(plan):
         assert forwarder.headers("example.com") == {}
@@ -235,7 +264,35 @@ def test_hooks_forward_only_to_allowed_hosts(services: Services, codec: HeaderCo
         with httpx.Client(event_hooks={"request": [Forwarder(codec).hook]}, verify=False) as client:
             body = client.get(f"{services.ratings_url}/ratings/u1").json()
     assert set(sent) == {"x-request-id", "x-stoic-fit"}
-    assert codec.verify(sent["x-stoic-fit"]).identity == RequestIdentity("req-hosts")
+    assert codec.verify(sent["x-stoic-fit"], service="ratings").identity == RequestIdentity("req-hosts")
     assert body["source"] == "no-ratings" and body["request_id"] == "req-hosts"
-    with pytest.raises(ValueError, match="hosts: must be a collection of host names"):
-        Forwarder(codec, hosts="ratings.internal")
+    with pytest.raises(ValueError, match="allow_hosts: must be a collection of host names or globs"):
+        Forwarder(codec, allow_hosts="ratings.internal")
+
+
+def test_hooks_send_nothing_to_third_parties_by_default(codec: HeaderCodec) -> None:
+    plan = FailurePlan([Scenario("s", "ratings-store")], RequestIdentity("req-3p", "u-private", "tv"))
+    own = forward_hooks(codec, allow_hosts=("*.internal", "orders"))["request"][0]
+    default = forward_hooks(codec)["request"][0]
+    asynchronous = forward_hooks(codec, asynchronous=True)["request"][0]
+
+    def sent(hook: Callable[[httpx.Request], Any], url: str) -> set[str]:
+        request = httpx.Request("GET", url)
+        outcome = hook(request)
+        if asyncio.iscoroutine(outcome):
+            asyncio.run(outcome)
+        return {name for name in ("x-stoic-fit", "x-user-id", "x-request-id") if name in request.headers}
+
+    every = {"x-stoic-fit", "x-user-id", "x-request-id"}
+    with bind(plan):
+        for hook in (default, asynchronous, own):
+            assert sent(hook, "https://api.example.com/v1/charge") == set()  # a third party: nothing
+            for loopback in ("http://127.0.0.1:8000/", "http://localhost/", "http://[::1]:9/", "http://127.9.9.9/"):
+                assert sent(hook, loopback) == every, loopback
+        assert sent(default, "http://ratings.internal/") == set()
+        assert sent(own, "http://ratings.internal/") == every
+        assert sent(own, "http://orders:8080/") == every
+        assert sent(own, "http://ratings.internal.example.com/") == set()  # a glob matches whole names
+        anywhere = forward_hooks(codec, allow_hosts=["*"])["request"][0]  # an explicit choice
+        assert sent(anywhere, "https://api.example.com/") == every
+    assert Forwarder(codec, allow_hosts=["ORDERS"]).allows("orders")

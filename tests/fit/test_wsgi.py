@@ -65,9 +65,9 @@ class Shop:
 @pytest.fixture
 def shop(serve_asgi: Callable[[Any], str], serve_wsgi: Callable[[Any], str], codec: HeaderCodec) -> Iterator[
         tuple[Shop, str]]:
-    ratings_url = serve_asgi(FitMiddleware(ratings_app(), codec, catalog=None))
+    ratings_url = serve_asgi(FitMiddleware(ratings_app(), codec, service="ratings", catalog=None))
     app = Shop(codec, ratings_url)
-    url = serve_wsgi(FitWSGIMiddleware(app, codec, catalog=None))
+    url = serve_wsgi(FitWSGIMiddleware(app, codec, service="shop", catalog=None))
     yield app, url
     app.client.close()
 
@@ -105,8 +105,14 @@ def test_middleware_configuration_is_checked(codec: HeaderCodec) -> None:
         return []
 
     with pytest.raises(ValueError, match="user_header: must be a header name"):
-        FitWSGIMiddleware(app, codec, user_header="x user")
+        FitWSGIMiddleware(app, codec, service="shop", user_header="x user")
     with pytest.raises(TypeError, match="codec: must be a HeaderCodec"):
-        FitWSGIMiddleware(app, "secret")  # type: ignore[arg-type]
+        FitWSGIMiddleware(app, "secret", service="shop")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="catalog: must be a Catalog or None"):
-        FitMiddleware(app, codec, catalog=[])  # type: ignore[arg-type]
+        FitMiddleware(app, codec, service="shop", catalog=[])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"service: must be this service's name, 1-64 letters"):
+        FitMiddleware(app, codec, service="the shop")
+    with pytest.raises(TypeError, match="allow_no_audience: must be True or False"):
+        FitWSGIMiddleware(app, codec, service="shop", allow_no_audience="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="service"):
+        FitMiddleware(app, codec)  # type: ignore[call-arg]  # a receiver must say who it is

@@ -20,10 +20,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class FitMiddleware:
     """Pure ASGI middleware: every HTTP and WebSocket request runs with its own failure plan bound.
 
-    The plan comes from a verified header (ignored and logged when invalid) plus the scenarios of
-    `catalog` that target the request; `None` turns the catalog off.
+    The plan comes from a verified header (ignored and logged when invalid, or when its audience does
+    not admit `service`, this service's name) plus the scenarios of `catalog` that target the
+    request; `None` turns the catalog off. Headers signed without an audience are ignored unless
+    `allow_no_audience=True`.
 
-    >>> app = FitMiddleware(app, HeaderCodec(SECRET))
+    >>> app = FitMiddleware(app, HeaderCodec(SECRET), service="ratings")
     """
 
     def __init__(
@@ -31,13 +33,18 @@ class FitMiddleware:
         app: ASGIApp,
         codec: HeaderCodec,
         *,
+        service: str,
+        allow_no_audience: bool = False,
         catalog: Catalog | None = catalog,
         request_id_header: str = "x-request-id",
         user_header: str = "x-user-id",
         device_header: str = "x-device-type",
     ) -> None:
         self.app = app
-        self.incoming = IncomingPlan(codec, catalog, request_id_header, user_header, device_header)
+        self.incoming = IncomingPlan(
+            codec, catalog, request_id_header, user_header, device_header,
+            service=service, allow_no_audience=allow_no_audience,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -8,24 +8,34 @@ from collections.abc import Callable
 from typing import Any
 
 from stoic.fit._identity import RequestIdentity
+from stoic.fit._known import DependencyNames, warn_unknown
 from stoic.fit._plan import MAX_SCENARIOS
 from stoic.fit._scenario import Scenario
+from stoic.guard import registry as guard_registry
 
 
 class Catalog:
     """The scenarios active in a process (what an operator switches on for a share of real traffic).
 
     The middlewares consult it for every request, after any signed header; expired scenarios drop out
-    on their own.
+    on their own. A dependency name that `registry` (the guard's process registry unless given; None
+    for no check) does not know warns with `FitWarning` and close matches.
 
     >>> catalog.add(Scenario("tv-no-recs", "personalisation", devices=["tv"], percent=1, ttl=600))
     """
 
-    def __init__(self, *, max_scenarios: int = MAX_SCENARIOS, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        max_scenarios: int = MAX_SCENARIOS,
+        registry: DependencyNames | None = guard_registry,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         valid = isinstance(max_scenarios, int) and not isinstance(max_scenarios, bool)
         if not valid or not 1 <= max_scenarios <= 1000:
             raise ValueError(f"max_scenarios: must be an integer in [1, 1000], got {max_scenarios!r}")
         self.max_scenarios = max_scenarios
+        self.registry = registry
         self._clock = clock
         self._lock = threading.Lock()
         self._scenarios: tuple[Scenario, ...] = ()
@@ -40,6 +50,7 @@ class Catalog:
             if len(kept) >= self.max_scenarios:
                 raise ValueError(f"scenarios: the catalog holds at most {self.max_scenarios} scenarios")
             self._scenarios = (*kept, scenario)
+        warn_unknown(scenario, self.registry)
 
     def remove(self, name: str) -> bool:
         """Switch the scenario called `name` off; False if there was none."""

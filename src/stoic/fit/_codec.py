@@ -1,7 +1,9 @@
 """The failure-plan header: compact JSON, HMAC-SHA256 signed, short-lived.
 
 Wire form: ``v1.<base64url(json)>.<base64url(hmac_sha256(secret, "v1." + base64url(json)))>``.
-The signature is checked (in constant time, against every accepted secret) before the JSON is parsed.
+The signature is checked (in constant time, against every accepted secret) before the JSON is parsed,
+and everything in the JSON is then checked again: a signature proves who wrote a header, not that the
+writer's code was right, so no payload may make a receiver fail with anything but `InvalidHeader`.
 """
 
 from __future__ import annotations
@@ -16,20 +18,22 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stoic.fit._audience import admits, check_audience, check_service
 from stoic.fit._errors import InvalidHeader, InvalidScenario
 from stoic.fit._identity import RequestIdentity
 from stoic.fit._plan import MAX_SCENARIOS, FailurePlan
-from stoic.fit._scenario import Scenario, default_message
+from stoic.fit._scenario import Scenario, decoded, default_message
 
 log = logging.getLogger("stoic.fit")
 
 VERSION = "v1"
 DEFAULT_HEADER = "x-stoic-fit"
 MIN_SECRET_BYTES = 16
+DEFAULT_MAX_TTL = 3600.0
 _SIGNATURE_CHARS = 43  # base64url of 32 bytes, unpadded
 _HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _LOG_WINDOW = 10.0
@@ -38,16 +42,23 @@ _LOG_LIMIT = 20
 
 @dataclass(frozen=True, slots=True)
 class SignedHeader:
-    """A verified header: its scenarios, the identity it was signed for (if any) and its lifetime."""
+    """A verified header: its scenarios, the identity it was signed for (if any), its lifetime and the
+    services it may reach (None: signed without an audience)."""
 
     scenarios: tuple[Scenario, ...]
     identity: RequestIdentity | None
     issued_at: float
     expires_at: float
+    audience: tuple[str, ...] | None = None
 
     def plan(self, fallback: RequestIdentity | None = None) -> FailurePlan:
-        """The plan for this request: the signed identity wins; `fallback` is used when there is none."""
-        return FailurePlan(self.scenarios, self.identity or fallback, expires_at=self.expires_at)
+        """The plan for this request: the signed identity wins; `fallback` is used when there is none.
+
+        The plan keeps the audience, so a header forwarded downstream never reaches more services.
+        """
+        return FailurePlan(
+            self.scenarios, self.identity or fallback, expires_at=self.expires_at, audience=self.audience
+        )
 
 
 def _b64encode(raw: bytes) -> str:
@@ -69,11 +80,14 @@ class HeaderCodec:
 
     `secrets`: one secret, or several for key rotation (the first signs, any of them verifies);
     each at least 16 bytes. `ttl`: lifetime of headers this codec signs. `max_ttl`: the longest
-    lifetime it accepts. `leeway`: clock skew tolerated between services.
+    lifetime it accepts. `leeway`: clock skew tolerated between services. `audience`: the services
+    (names or globs) the headers it signs may reach when `sign` is given none, and for plans that
+    arrived without one (a catalog's, a `Fit` block's); None signs without an audience, which
+    receivers refuse unless they allow it.
 
     >>> codec = HeaderCodec("a shared secret of 16+ bytes")
-    >>> value = codec.sign([Scenario("no-recs", "personalisation")])
-    >>> codec.verify(value).scenarios[0].name
+    >>> value = codec.sign([Scenario("no-recs", "personalisation")], audience=["edge", "ratings"])
+    >>> codec.verify(value, service="ratings").scenarios[0].name
     'no-recs'
     """
 
@@ -83,12 +97,22 @@ class HeaderCodec:
         *,
         header: str = DEFAULT_HEADER,
         ttl: float = 60.0,
-        max_ttl: float = 3600.0,
+        max_ttl: float = DEFAULT_MAX_TTL,
         max_bytes: int = 4096,
         leeway: float = 5.0,
+        audience: str | Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        given: Sequence[str | bytes] = [secrets] if isinstance(secrets, str | bytes) else list(secrets)
+        given: Sequence[object]
+        if isinstance(secrets, str | bytes):
+            given = [secrets]
+        elif isinstance(secrets, Iterable) and not isinstance(secrets, Mapping):
+            given = list(secrets)
+        else:  # the type only: a value here may be a secret in the wrong wrapper, not for the log
+            raise ValueError(
+                "secrets: must be a secret (str or bytes of at least 16 bytes) or a list of them, "
+                f"got {'None' if secrets is None else type(secrets).__name__}"
+            )
         if not given:
             raise ValueError("secrets: give at least one secret")
         keys = []
@@ -111,6 +135,7 @@ class HeaderCodec:
             raise ValueError(f"leeway: must be a number of seconds in [0, 300], got {leeway!r}")
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not (256 <= max_bytes <= 65536):
             raise ValueError(f"max_bytes: must be an integer in [256, 65536], got {max_bytes!r}")
+        self.audience = None if audience is None else check_audience("audience", audience)
         self.header = header
         self.leeway = float(leeway)
         self.max_bytes = max_bytes
@@ -127,22 +152,29 @@ class HeaderCodec:
         self,
         scenarios: Iterable[Scenario],
         *,
+        audience: str | Iterable[str] | None = None,
         identity: RequestIdentity | None = None,
         ttl: float | None = None,
     ) -> str:
-        """A header value carrying `scenarios` (and, optionally, the identity they are decided on)."""
+        """A header value carrying `scenarios` (and, optionally, the identity they are decided on).
+
+        `audience`: the services (names or globs, `"*"` for all) that may honour it; the codec's
+        `audience` when not given.
+        """
         items = list(scenarios)
         if any(not isinstance(s, Scenario) for s in items):
             raise TypeError("scenarios: every item must be a Scenario")
         lifetime = self.ttl if ttl is None else _positive("ttl", ttl, self.max_ttl)
+        reach = self.audience if audience is None else check_audience("audience", audience)
         now = self._clock()
-        return self._encode([_compact(s) for s in items], identity, now, now + lifetime)
+        return self._encode([_compact(s) for s in items], identity, reach, now, now + lifetime)
 
     def sign_plan(self, plan: FailurePlan) -> str | None:
         """Re-sign a bound plan for a downstream call, or None when nothing in it targets this request.
 
         Only the scenarios that target this request travel, with their targeting already decided, and
-        the new header never outlives the one the plan arrived with.
+        the new header never outlives nor reaches beyond the one the plan arrived with (a plan that
+        arrived without an audience gets the codec's).
         """
         matching = plan.matching()
         if not matching:
@@ -151,14 +183,24 @@ class HeaderCodec:
         expires = now + self.ttl
         if plan.expires_at is not None:
             expires = min(expires, plan.expires_at)
-        return self._encode([_compact(s, decided=True) for s in matching], plan.identity, now, expires)
+        reach = self.audience if plan.audience is None else plan.audience
+        return self._encode(
+            [_compact(s, decided=True) for s in matching], plan.identity, reach, now, expires
+        )
 
     def _encode(
-        self, scenarios: list[dict[str, Any]], identity: RequestIdentity | None, iat: float, exp: float
+        self,
+        scenarios: list[dict[str, Any]],
+        identity: RequestIdentity | None,
+        audience: tuple[str, ...] | None,
+        iat: float,
+        exp: float,
     ) -> str:
         if len(scenarios) > MAX_SCENARIOS:
             raise ValueError(f"scenarios: a header carries at most {MAX_SCENARIOS} scenarios")
         body: dict[str, Any] = {"iat": round(iat, 3), "exp": round(exp, 3), "s": scenarios}
+        if audience is not None:
+            body["aud"] = list(audience)
         if identity is not None:
             body["rid"] = identity.request_id
             if identity.user_id is not None:
@@ -180,8 +222,15 @@ class HeaderCodec:
 
     # -- verifying ---------------------------------------------------------------------------
 
-    def verify(self, value: str) -> SignedHeader:
-        """The verified contents of a header value; raises `InvalidHeader` naming the reason."""
+    def verify(self, value: str, *, service: str | None, allow_no_audience: bool = False) -> SignedHeader:
+        """The verified contents of a header value; raises `InvalidHeader` naming the reason.
+
+        `service`: the receiving service's name, which the header's audience must admit; a header
+        without an audience is refused unless `allow_no_audience`. Pass `service=None` only to inspect
+        a header (as `stoic fit verify` does): the audience is then returned, not checked.
+        """
+        if service is not None:
+            service = check_service("service", service)
         if not isinstance(value, str):
             raise InvalidHeader("malformed", "header value must be text")
         if len(value) > self.max_bytes:
@@ -207,9 +256,14 @@ class HeaderCodec:
             raise InvalidHeader("bad-signature", "no accepted secret produced this signature")
         try:
             body = json.loads(_b64decode(payload))
-        except (binascii.Error, ValueError):
+        except RecursionError:
+            raise InvalidHeader("malformed", "payload JSON is nested too deeply") from None
+        except (binascii.Error, ValueError):  # UnicodeDecodeError and over-long integers included
             raise InvalidHeader("malformed", "payload is not base64url JSON") from None
-        return self._read_body(body)
+        signed_header = self._read_body(body)
+        if service is not None:
+            _check_audience(signed_header.audience, service, allow_no_audience)
+        return signed_header
 
     def _read_body(self, body: object) -> SignedHeader:
         if not isinstance(body, dict):
@@ -222,6 +276,12 @@ class HeaderCodec:
             raise InvalidHeader("not-yet-valid", f"issued {iat - now:.1f} s in the future")
         if exp - iat > self.max_ttl:
             raise InvalidHeader("lifetime-too-long", f"{exp - iat:.0f} s > max_ttl={self.max_ttl:g}")
+        audience = None
+        if "aud" in body:
+            try:
+                audience = check_audience("aud", body["aud"])
+            except InvalidScenario as exc:
+                raise InvalidHeader("malformed", str(exc)) from None
         raw = body.get("s")
         if not isinstance(raw, list) or len(raw) > MAX_SCENARIOS:
             raise InvalidHeader("malformed", f"s must be a list of at most {MAX_SCENARIOS} scenarios")
@@ -232,14 +292,16 @@ class HeaderCodec:
                 identity = RequestIdentity(body["rid"], body.get("uid"), body.get("dev"))
         except InvalidScenario as exc:
             raise InvalidHeader("invalid-scenario", str(exc)) from None
-        return SignedHeader(scenarios, identity, iat, exp)
+        return SignedHeader(scenarios, identity, iat, exp, audience)
 
-    def read(self, value: str | None) -> SignedHeader | None:
+    def read(
+        self, value: str | None, *, service: str | None, allow_no_audience: bool = False
+    ) -> SignedHeader | None:
         """Like `verify`, but an invalid header is logged with its reason and ignored (None)."""
         if value is None:
             return None
         try:
-            return self.verify(value)
+            return self.verify(value, service=service, allow_no_audience=allow_no_audience)
         except InvalidHeader as exc:
             self._log_ignored(exc)
             return None
@@ -265,11 +327,27 @@ _KEYS = {
 }
 
 
+def _check_audience(audience: tuple[str, ...] | None, service: str, allow_no_audience: bool) -> None:
+    if audience is None:
+        if not allow_no_audience:
+            raise InvalidHeader(
+                "no-audience", f"signed without an audience; {service} accepts only headers naming it"
+            )
+    elif not admits(audience, service):
+        raise InvalidHeader("wrong-audience", f"signed for {', '.join(audience)[:200]}, not {service}")
+
+
 def _stamp(body: dict[str, Any], field: str) -> float:
     stamp = body.get(field)
-    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
         raise InvalidHeader("malformed", f"{field} must be a Unix time")
-    return float(stamp)
+    try:
+        seconds = float(stamp)
+    except OverflowError:  # an integer beyond any float
+        raise InvalidHeader("malformed", f"{field} must be a Unix time") from None
+    if not math.isfinite(seconds):
+        raise InvalidHeader("malformed", f"{field} must be a Unix time")
+    return seconds
 
 
 def _compact(scenario: Scenario, *, decided: bool = False) -> dict[str, Any]:
@@ -296,4 +374,4 @@ def _expand(item: object) -> Scenario:
     unknown = set(item) - set(_KEYS)
     if unknown:
         raise InvalidScenario("scenario", f"unknown key {sorted(unknown)[0]!r}")
-    return Scenario.from_dict({_KEYS[key]: value for key, value in item.items()})
+    return decoded({_KEYS[key]: value for key, value in item.items()})

@@ -18,3 +18,8 @@ class InvalidHeader(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class FitWarning(UserWarning):
+    """A scenario that is valid but probably not what was meant (a dependency no registry knows, a
+    `percent` below 1)."""

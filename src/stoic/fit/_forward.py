@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Collection, Coroutine, MutableMapping
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from stoic.fit._codec import HeaderCodec
@@ -25,41 +27,70 @@ class OutgoingRequest(Protocol):
     def url(self) -> _URL: ...
 
 
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1), which never leave the machine."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_hosts(field: str, hosts: object) -> tuple[str, ...]:
+    """Host names or globs (`*.internal`), lower-cased; ValueError names `field` and what is allowed."""
+    if isinstance(hosts, Collection) and not isinstance(hosts, str | bytes):
+        names = list(hosts)
+        if all(isinstance(h, str) and 0 < len(h) <= 253 and h.isascii() and h.isprintable() and " " not in h
+               for h in names):
+            return tuple(dict.fromkeys(str(h).lower() for h in names))
+    raise ValueError(
+        f"{field}: must be a collection of host names or globs, e.g. ('*.internal', 'orders'), got {hosts!r}"
+    )
+
+
 class Forwarder:
     """Adds the current request's plan (re-signed) and identity to outgoing requests.
 
-    `hosts`: forward only to these host names (None: to every host); a signed plan is no business of
-    third parties.
+    Only to our own hosts: loopback (`localhost`, 127.0.0.0/8, ::1) and the names or globs in
+    `allow_hosts` (`("*.internal", "orders")`; `("*",)` sends to every host, third parties
+    included). A signed plan and a user id are no business of anyone else, so a call to any other
+    host gets no header at all.
 
-    >>> forwarder = Forwarder(codec)
+    >>> forwarder = Forwarder(codec, allow_hosts=["*.internal"])
     >>> client = httpx.Client(event_hooks={"request": [forwarder.hook]})
     >>> aclient = httpx.AsyncClient(event_hooks={"request": [forwarder.async_hook]})
-    >>> urllib.request.Request(url, headers=forwarder.headers())
+    >>> urllib.request.Request(url, headers=forwarder.headers("ratings.internal"))
     """
 
     def __init__(
         self,
         codec: HeaderCodec,
         *,
-        hosts: Collection[str] | None = None,
+        allow_hosts: Collection[str] = (),
         request_id_header: str = "x-request-id",
         user_header: str = "x-user-id",
         device_header: str = "x-device-type",
     ) -> None:
         if not isinstance(codec, HeaderCodec):
             raise TypeError(f"codec: must be a HeaderCodec, got {type(codec).__name__}")
-        if hosts is not None and (isinstance(hosts, str) or not all(isinstance(h, str) and h for h in hosts)):
-            raise ValueError(f"hosts: must be a collection of host names or None, got {hosts!r}")
         self.codec = codec
-        self.hosts = None if hosts is None else frozenset(h.lower() for h in hosts)
+        self.allow_hosts = check_hosts("allow_hosts", allow_hosts)
         self.request_id_header = check_header_name("request_id_header", request_id_header)
         self.user_header = check_header_name("user_header", user_header)
         self.device_header = check_header_name("device_header", device_header)
 
-    def headers(self, host: str | None = None) -> dict[str, str]:
-        """The headers to add to a call to `host` made in the current context (empty outside a request)."""
+    def allows(self, host: str) -> bool:
+        """True if calls to `host` may carry the plan and the identity."""
+        name = host.rstrip(".").lower()  # "orders." is the same host as "orders"
+        return is_loopback(name) or any(fnmatchcase(name, pattern) for pattern in self.allow_hosts)
+
+    def headers(self, host: str) -> dict[str, str]:
+        """The headers to add to a call to `host` made in the current context (empty outside a request,
+        and for a host that is not ours)."""
         plan = current_plan()
-        if plan is None or (self.hosts is not None and (host or "").lower() not in self.hosts):
+        if plan is None or not self.allows(host):
             return {}
         identity = plan.identity
         out = {self.request_id_header: identity.request_id}
@@ -82,13 +113,14 @@ class Forwarder:
 
 
 def forward_hooks(
-    codec: HeaderCodec, *, asynchronous: bool = False, hosts: Collection[str] | None = None
+    codec: HeaderCodec, *, asynchronous: bool = False, allow_hosts: Collection[str] = ()
 ) -> dict[str, list[Callable[[OutgoingRequest], Any]]]:
     """`event_hooks` for an httpx client: `httpx.Client(event_hooks=forward_hooks(codec))`.
 
-    Pass `asynchronous=True` for an `httpx.AsyncClient`.
+    Pass `asynchronous=True` for an `httpx.AsyncClient`. The plan goes to loopback and to
+    `allow_hosts` only (see `Forwarder`).
     """
-    forwarder = Forwarder(codec, hosts=hosts)
+    forwarder = Forwarder(codec, allow_hosts=allow_hosts)
     hook: Callable[[OutgoingRequest], Coroutine[Any, Any, None] | None]
     hook = forwarder.async_hook if asynchronous else forwarder.hook
     return {"request": [hook]}

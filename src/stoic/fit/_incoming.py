@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from stoic.fit._audience import check_service
 from stoic.fit._catalog import Catalog
 from stoic.fit._codec import HeaderCodec
 from stoic.fit._identity import MAX_ID_LENGTH, RequestIdentity
@@ -28,7 +29,11 @@ def _clean(value: str | None) -> str | None:
 
 
 class IncomingPlan:
-    """Builds the plan for one incoming request."""
+    """Builds the plan for one incoming request to the service called `service`.
+
+    A header is honoured only if its audience admits `service`; one signed without an audience only
+    if `allow_no_audience` is True. Any other header changes nothing and is logged as ignored.
+    """
 
     def __init__(
         self,
@@ -37,13 +42,20 @@ class IncomingPlan:
         request_id_header: str,
         user_header: str,
         device_header: str,
+        *,
+        service: str,
+        allow_no_audience: bool = False,
     ) -> None:
         if not isinstance(codec, HeaderCodec):
             raise TypeError(f"codec: must be a HeaderCodec, got {type(codec).__name__}")
         if catalog is not None and not isinstance(catalog, Catalog):
             raise TypeError(f"catalog: must be a Catalog or None, got {type(catalog).__name__}")
+        if not isinstance(allow_no_audience, bool):
+            raise TypeError(f"allow_no_audience: must be True or False, got {allow_no_audience!r}")
         self.codec = codec
         self.catalog = catalog
+        self.service = check_service("service", service)
+        self.allow_no_audience = allow_no_audience
         self.request_id_header = check_header_name("request_id_header", request_id_header)
         self.user_header = check_header_name("user_header", user_header)
         self.device_header = check_header_name("device_header", device_header)
@@ -55,7 +67,9 @@ class IncomingPlan:
             _clean(header(self.user_header)),
             _clean(header(self.device_header)),
         )
-        signed = self.codec.read(header(self.codec.header))
+        signed = self.codec.read(
+            header(self.codec.header), service=self.service, allow_no_audience=self.allow_no_audience
+        )
         plan = FailurePlan((), own) if signed is None else signed.plan(own)
         if self.catalog is not None:
             taken = {s.name for s in plan.scenarios}

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from stoic.fit._audience import check_audience
 from stoic.fit._identity import RequestIdentity
 from stoic.fit._scenario import Scenario
 from stoic.guard import Fault, inject
@@ -32,7 +33,8 @@ class FailurePlan:
     """The scenarios bound to one request's identity; implements the guard's `Injector`.
 
     Targeting (user, device, percentage) is decided once per scenario for this identity, so every call
-    in the request, and every service the plan is forwarded to, agrees.
+    in the request, and every service the plan is forwarded to, agrees. `audience`: the services the
+    plan may be forwarded to, kept from the header it arrived in (None: the forwarding codec's).
 
     >>> plan = FailurePlan([Scenario("no-recs", "personalisation")], RequestIdentity("req-1"))
     >>> with bind(plan):
@@ -45,10 +47,12 @@ class FailurePlan:
         identity: RequestIdentity | None = None,
         *,
         expires_at: float | None = None,
+        audience: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.identity = identity if identity is not None else RequestIdentity.new()
         self.expires_at = expires_at
+        self.audience = None if audience is None else check_audience("audience", audience)
         self._clock = clock
         self._lock = threading.Lock()
         self._scenarios: tuple[Scenario, ...] = ()

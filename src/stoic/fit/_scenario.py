@@ -7,10 +7,12 @@ import itertools
 import math
 import re
 import time
+import warnings
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any, Literal
 
-from stoic.fit._errors import InvalidScenario
+from stoic.fit._errors import FitWarning, InvalidScenario
 from stoic.fit._identity import RequestIdentity, check_token
 from stoic.guard import Fault
 
@@ -41,12 +43,31 @@ def share(request_id: str, scenario: str) -> float:
 def _number(field: str, value: object, low: float, high: float, *, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidScenario(field, f"must be a number, got {type(value).__name__}")
-    number = float(value)
+    bracket = "(" if low_open else "["
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float (a JSON body may hold one)
+        allowed = f"{bracket}{low:g}, {high:g}]"
+        raise InvalidScenario(field, f"must be in {allowed}, got an integer beyond any float") from None
     low_ok = number > low if low_open else number >= low
     if not (math.isfinite(number) and low_ok and number <= high):
-        bracket = "(" if low_open else "["
         raise InvalidScenario(field, f"must be in {bracket}{low:g}, {high:g}], got {value!r}")
     return number
+
+
+# Set while a signed header is decoded: its signer was already warned about a small percent, and a
+# receiver must not warn once per request.
+_decoding: ContextVar[bool] = ContextVar("stoic_fit_decoding", default=False)
+
+
+def _warn_if_share(percent: float) -> None:
+    if 0.0 < percent < 1.0 and not _decoding.get():
+        warnings.warn(
+            f"percent: {percent:g} is out of 100, so it fails {percent:g} % of requests "
+            f"(about 1 in {round(100 / percent):,}); for {percent * 100:g} % write percent={percent * 100:g}",
+            FitWarning,
+            stacklevel=3,
+        )
 
 
 def _names(field: str, value: object, limit: int) -> tuple[str, ...]:
@@ -67,8 +88,10 @@ def _names(field: str, value: object, limit: int) -> tuple[str, ...]:
 class Scenario:
     """A named failure: `dependencies` fail with `kind` for the requests that match every given target.
 
-    Targets (all optional, combined with AND): `percent` of requests (stable per request id),
-    `user_ids`, `devices`. `expires_at` is a Unix time (or give `ttl` in seconds from now).
+    Targets (all optional, combined with AND): `percent` of requests, out of 100, in (0, 100]
+    (stable per request id; a value below 1 warns with `FitWarning`, since 0.05 is more often a
+    share meant as 5 %), `user_ids`, `devices`. `expires_at` is a Unix time (or give `ttl` in seconds
+    from now).
 
     >>> Scenario("no-recs", "personalisation", kind="error", percent=5, devices=["tv"])
     """
@@ -132,6 +155,7 @@ class Scenario:
         set_(self, "devices", None if types is None else frozenset(d.lower() for d in types))
         set_(self, "expires_at", expires_at)
         set_(self, "_fault", Fault(kind=_KINDS[kind], delay=delay, message=self.message))
+        _warn_if_share(self.percent)
 
     def __setattr__(self, key: str, value: object) -> None:
         raise AttributeError("Scenario is immutable; use replace()")
@@ -211,3 +235,12 @@ class Scenario:
         if self.expires_at is not None:
             parts.append(f"expires_at={self.expires_at:.0f}")
         return f"Scenario({', '.join(parts)})"
+
+
+def decoded(data: Mapping[str, Any]) -> Scenario:
+    """`Scenario.from_dict` for a scenario read from a signed header: validated, but never warned about."""
+    token = _decoding.set(True)
+    try:
+        return Scenario.from_dict(data)
+    finally:
+        _decoding.reset(token)

@@ -9,8 +9,10 @@ from types import TracebackType
 
 from stoic.fit._codec import HeaderCodec
 from stoic.fit._identity import RequestIdentity
+from stoic.fit._known import DependencyNames, warn_unknown
 from stoic.fit._plan import FailurePlan, Injection, bind
 from stoic.fit._scenario import Scenario
+from stoic.guard import registry as guard_registry
 
 
 class Fit:
@@ -20,10 +22,16 @@ class Fit:
     ...     fit.fail("personalisation", kind="error")
     ...     assert personalisation.execute(fetch_rows, "u1").source == "popular"
     ...     assert fit.injected("personalisation") == 1
+
+    A dependency name that `registry` (the guard's process registry unless given; None for no check)
+    does not know warns with `FitWarning` and close matches.
     """
 
-    def __init__(self, identity: RequestIdentity | None = None) -> None:
+    def __init__(
+        self, identity: RequestIdentity | None = None, *, registry: DependencyNames | None = guard_registry
+    ) -> None:
         self.plan = FailurePlan((), identity)
+        self.registry = registry
         self._names = itertools.count(1)
         self._stack: ExitStack | None = None
 
@@ -49,11 +57,13 @@ class Fit:
             devices=devices,
         )
         self.plan.add(scenario)
+        warn_unknown(scenario, self.registry)
         return scenario
 
     def add(self, scenario: Scenario) -> Scenario:
         """Add a ready-made scenario."""
         self.plan.add(scenario)
+        warn_unknown(scenario, self.registry)
         return scenario
 
     def clear(self) -> None:
@@ -71,9 +81,14 @@ class Fit:
         """How many calls to `dependency` received a fault."""
         return sum(1 for i in self.plan.injections if i.dependency == dependency)
 
-    def headers(self, codec: HeaderCodec) -> dict[str, str]:
-        """Signed headers carrying these scenarios and this identity, for calling a real service."""
-        return {codec.header: codec.sign(self.plan.scenarios, identity=self.plan.identity)}
+    def headers(self, codec: HeaderCodec, *, audience: str | Iterable[str] | None = None) -> dict[str, str]:
+        """Signed headers carrying these scenarios and this identity, for calling a real service.
+
+        `audience`: the services that may honour them (the codec's `audience` when not given).
+        """
+        return {
+            codec.header: codec.sign(self.plan.scenarios, identity=self.plan.identity, audience=audience)
+        }
 
     def __enter__(self) -> Fit:
         if self._stack is not None:

@@ -14,7 +14,10 @@ from stoic.fit._plan import FailurePlan, bind
 class FitWSGIMiddleware:
     """WSGI middleware: each request runs with its own failure plan bound, body iteration included.
 
-    >>> app = FitWSGIMiddleware(app, HeaderCodec(SECRET))
+    Headers are checked as by `FitMiddleware`: `service` is this service's name, which a header's
+    audience must admit.
+
+    >>> app = FitWSGIMiddleware(app, HeaderCodec(SECRET), service="shop")
     """
 
     def __init__(
@@ -22,13 +25,18 @@ class FitWSGIMiddleware:
         app: WSGIApplication,
         codec: HeaderCodec,
         *,
+        service: str,
+        allow_no_audience: bool = False,
         catalog: Catalog | None = catalog,
         request_id_header: str = "x-request-id",
         user_header: str = "x-user-id",
         device_header: str = "x-device-type",
     ) -> None:
         self.app = app
-        self.incoming = IncomingPlan(codec, catalog, request_id_header, user_header, device_header)
+        self.incoming = IncomingPlan(
+            codec, catalog, request_id_header, user_header, device_header,
+            service=service, allow_no_audience=allow_no_audience,
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         def header(name: str) -> str | None:
