@@ -69,3 +69,35 @@ end = time.monotonic() + 300
 while time.monotonic() < end:
     s.handle_request()
 """
+
+
+# A child with a family: `sh -c` running `sleep 444`, and a worker that ignores SIGTERM. On SIGTERM
+# the child itself takes 0.3 s to shut down, then exits 0. Once all are up it writes the pids of the
+# child, sh, sleep and worker, one line, to $FAMILY_PIDS. Everything ends within 444 s on its own.
+FAMILY = """
+import os, signal, subprocess, sys, time
+out = os.environ["FAMILY_PIDS"]
+sh = subprocess.Popen(["sh", "-c", 'sleep 444 & echo $! > "$0.sleep"; wait', out])
+stubborn = "import signal, time\\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
+worker = subprocess.Popen([sys.executable, "-c", stubborn + "for _ in range(4440): time.sleep(0.1)"])
+def term(*_):
+    time.sleep(0.3)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+for _ in range(100):
+    if os.path.exists(out + ".sleep") and open(out + ".sleep").read().strip():
+        break
+    time.sleep(0.05)
+sleep = open(out + ".sleep").read().strip()
+with open(out + ".tmp", "w") as f:
+    f.write(f"{os.getpid()} {sh.pid} {sleep} {worker.pid}")
+os.replace(out + ".tmp", out)
+for _ in range(4440):
+    time.sleep(0.1)
+"""
+
+
+def read_pids(path: Path, timeout: float = 10.0) -> list[int]:
+    """The pids a FAMILY child wrote to `path` (waits until it has)."""
+    assert wait_until(path.exists, timeout=timeout), f"{path} never appeared"
+    return [int(p) for p in path.read_text().split()]

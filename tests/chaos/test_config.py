@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 from _chaos_support import SLEEPER
 
-from stoic.chaos import AuditLog, ChaosConfigError, ChaosGorilla, ChaosMonkey, ConformityMonkey, LatencyMonkey
+from stoic.chaos import (
+    AppSettings,
+    AuditLog,
+    BlastRadius,
+    ChaosConfigError,
+    ChaosGorilla,
+    ChaosMonkey,
+    ConformityMonkey,
+    LatencyMonkey,
+)
 from stoic.chaos.config import load_config, parse_config, parse_duration
 from stoic.cli import main as stoic_main
 
@@ -179,3 +188,55 @@ def test_cli_conformity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "[runs_in_2_zones] lonely (owner unowned)" in out and "[has_owner] lonely" in out
     assert "geo" not in out  # has_fallback is not among this config's rules
     assert "2 finding(s)" in out
+
+
+def test_a_monkeys_partial_limits_inherit_the_armys(tmp_path: Path) -> None:
+    army = '[limits]\nwindow = "2h"\nmax_instances = 1\nmax_zones = "none"\nmax_share = 1.0\n'
+    cfg = load_config(
+        write(
+            tmp_path,
+            army + "[monkeys.chaos.limits]\nmax_regions = 2\n[monkeys.gorilla.limits]\nmax_share = 0.9\n",
+        )
+    )
+    chaos, gorilla = cfg.monkeys()
+    assert chaos.limits == BlastRadius(
+        window=7200, max_instances=1, max_zones=None, max_regions=2, max_share=1.0
+    )
+    assert gorilla.limits == BlastRadius(
+        window=7200, max_instances=1, max_zones=None, max_regions=1, max_share=0.9
+    )
+    # no table at all: the Gorilla keeps its own limits, and the army's still bound it
+    assert (
+        load_config(write(tmp_path, army + "[monkeys.gorilla]\n")).monkeys()[0].limits
+        == ChaosGorilla().limits
+    )
+
+
+def test_an_apps_shape_inherits_the_chaos_monkeys(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(
+            tmp_path,
+            '[monkeys.chaos]\ngrouping = "app+zone"\nmean_time_between_kills = "3d"\n'
+            '[apps.api]\nmin_time_between_kills = "5m"\n',
+        )
+    )
+    assert cfg.app_settings["api"] == AppSettings(
+        grouping="app+zone", mean_time_between_kills=3 * 86400, min_time_between_kills=300
+    )
+
+
+def test_cli_run_holds_the_armys_cap_over_a_gorilla(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'state_dir = "state"\n[schedule]\nalways = true\n[limits]\nmax_instances = 1\nmax_share = 1.0\n'
+        '[[instances]]\napp = "api"\nzone = "a"\nargv = ["{python}", "-c", SLEEPER]\ncount = 3\n'
+        '[monkeys.gorilla]\nzone = "a"\nmean_time_between = "none"\nmin_time_between = 0\n'
+        "[monkeys.gorilla.limits]\nmax_instances = 5\nmax_share = 1.0\n",  # the Gorilla's own would allow it
+    )
+    assert stoic_main(["chaos", "run", "--config", str(path), "--once"]) == 0
+    with AuditLog(tmp_path / "state" / "audit.db") as audit:
+        assert audit.terminations() == []
+        skipped = audit.entries(None, outcome="skipped")
+        assert len(skipped) == 3 and all(
+            e.reason.endswith("> max_instances 1 (army limits)") for e in skipped
+        )

@@ -162,13 +162,10 @@ def test_chaos_monkey_deletes_pods_with_grace_period_zero(fake_api: FakeApi) -> 
 
 def test_gorilla_deletes_a_zone_of_pods(fake_api: FakeApi) -> None:
     target = KubernetesTarget("shop", api=core_v1(fake_api.url))
-    gorilla = ChaosGorilla(
-        "eu-a",
-        mean_time_between=None,
-        min_time_between=0,
-        limits=BlastRadius(max_instances=None, max_share=1.0),
-    )
-    army = SimianArmy(target, [gorilla], schedule=Schedule.always())
+    zone_at_a_time = BlastRadius(max_instances=None, max_share=1.0)
+    gorilla = ChaosGorilla("eu-a", mean_time_between=None, min_time_between=0, limits=zone_at_a_time)
+    # the army's limits bound every monkey, so they too must admit a whole zone
+    army = SimianArmy(target, [gorilla], schedule=Schedule.always(), limits=zone_at_a_time)
     assert army.run_once().count("terminated") == 2
     assert sorted(p.rsplit("/", 1)[1] for p, _, _ in fake_api.deletes()) == ["api-1", "web-1"]
     assert set(fake_api.pods) == {"api-2", "web-2", "job-1"}

@@ -24,6 +24,7 @@ from stoic.chaos import (
     SimianArmy,
     Supervisor,
 )
+from stoic.cli import main as stoic_main
 from stoic.guard import Dependency, Fallback, Registry, set_process_injector
 
 
@@ -156,3 +157,51 @@ def test_bad_faults_are_refused_with_the_field_name() -> None:
         LatencyMonkey(rate=2)
     with pytest.raises(ChaosConfigError, match=r"fault.delay must be seconds in \[0, 3600\]"):
         FaultRule(delay=-1)
+
+
+BAD_EXPIRES = {"dependency": "recommendations", "kind": "error", "expires": "2026-12-01T00:00:00Z"}
+
+
+def test_a_bad_rule_is_refused_when_written_and_ignored_when_read(
+    tmp_path: Path,
+    supervisor: Supervisor,
+    src_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(
+        ChaosConfigError,
+        match=r"fault\.expires must be epoch seconds >= 0 \(a number\) or null; "
+        r"got '2026-12-01T00:00:00Z'",
+    ):
+        FaultRule.from_dict(BAD_EXPIRES)
+    with pytest.raises(ChaosConfigError, match=r"fault\.monkey must be a non-empty string"):
+        FaultRule(monkey="")
+    # written by hand next to a good rule: the bad one is skipped, the good one still applies
+    board = FaultBoard(tmp_path / "state" / "faults.json")
+    good = {"dependency": "recommendations", "kind": "delay", "delay": 0.2}
+    board.path.parent.mkdir(parents=True)
+    board.path.write_text(json.dumps({"version": 1, "rules": [BAD_EXPIRES, good, "junk"]}))
+    with caplog.at_level("WARNING", logger="stoic.chaos.board"):
+        assert [r.kind for r in board.rules()] == ["delay"]
+    assert "rule 0 ignored: fault.expires must be epoch seconds" in caplog.text
+    assert "rule 2 ignored: fault must be a JSON object" in caplog.text
+    # every guarded call in another process still answers, and sees the good rule's delay
+    svc = supervisor.start(
+        [sys.executable, "-c", GUARDED_SERVICE],
+        app="catalog",
+        port=0,
+        env={**src_env, "STOIC_FAULT_BOARD": str(board.path)},
+        health_url="http://127.0.0.1:{port}/",
+        wait=True,
+        timeout=20,
+    )
+    answer = ask(svc.port or 0)
+    assert answer["value"] == "fresh" and float(answer["ms"]) >= 200  # type: ignore[arg-type]
+    # and the command line shows the board instead of crashing
+    assert stoic_main(["chaos", "faults", "show", "--state-dir", str(board.path.parent)]) == 0
+    assert "200 ms delay for dependency 'recommendations'" in capsys.readouterr().out
+    # in this process too: the injector serves the good rule only
+    injector = BoardInjector(board.path, app="catalog")
+    fault = injector.fault_for("recommendations")
+    assert fault is not None and fault.delay == 0.2

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from stoic.chaos import (
     AppSettings,
+    AuditLog,
     BlastRadius,
     ChaosConfigError,
     ChaosGorilla,
@@ -17,15 +19,19 @@ from stoic.chaos import (
     ChaosMonkey,
     CompressedClock,
     ConformityMonkey,
+    Fleet,
     Inbox,
     Instance,
     ProcessTarget,
+    RunContext,
     Schedule,
     SimianArmy,
     Supervisor,
     runs_in_zones,
 )
 from stoic.chaos._monkey import chance
+from stoic.chaos.chaos_monkey import daily_odds
+from stoic.chaos.kubernetes import Pod
 from stoic.guard import Dependency, Fallback, Registry
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -122,7 +128,7 @@ def test_chaos_kong_takes_down_one_region(supervisor: Supervisor, sleeper_argv: 
     layout = [("api", "eu", "eu-a"), ("api", "eu", "eu-b"), ("api", "us", "us-a"), ("api", "us", "us-b")]
     insts = grid(supervisor, sleeper_argv, layout)
     kong = ChaosKong(mean_time_between=None, min_time_between=0)  # a random region
-    report = make_army(supervisor, kong, limits=BlastRadius(max_instances=1)).run_once()  # kong's own cap
+    report = make_army(supervisor, kong).run_once()  # the army's limits are open; kong's own cap holds
     dead = {i.region for i in insts if not i.alive}
     assert len(dead) == 1 and report.count("terminated") == 2
     assert all(i.alive for i in insts if i.region not in dead)
@@ -209,3 +215,41 @@ def test_findings_reach_a_webhook_and_a_dead_one_stops_nothing(
     assert status["monkeys"] == ["conformity-monkey"] and status["runs"] == 1 and not status["kill_switch"]
     with pytest.raises(ValueError, match="webhook url must start with http"):
         WebhookNotifier("ftp://x")
+
+
+def work_day_runs(days: int, every_minutes: int = 10) -> list[datetime]:
+    """Run times every `every_minutes` inside 09:00-15:00 UTC on `days` weekdays from Monday 23 Nov."""
+    out = []
+    day = MONDAY_10.replace(hour=0)
+    while len({t.date() for t in out}) < days:
+        if day.weekday() < 5:
+            out += [day + timedelta(hours=9, minutes=m) for m in range(0, 360, every_minutes)]
+        day += timedelta(days=1)
+    return out
+
+
+def kills_per_day(monkey: ChaosMonkey, days: int) -> dict[date, list[datetime]]:
+    """Drive `monkey.plan` through `days` work days of runs; the kills it proposed, per day."""
+    fleet = Fleet(
+        [Pod(f"shop/api-{i}", f"api-{i}", "shop", "api", "eu", "eu-a", "Running") for i in range(3)]
+    )
+    rng = random.Random(7)
+    proposed: dict[date, list[datetime]] = {}
+    with AuditLog() as audit:
+        for now in work_day_runs(days):
+            ctx = RunContext(now, fleet, rng, audit, 600.0, 1.0, Schedule())
+            for _ in monkey.plan(ctx):
+                proposed.setdefault(now.date(), []).append(now)
+    return proposed
+
+
+def test_chaos_monkeys_odds_follow_netflix() -> None:
+    # a mean of one work day: a kill in the group every single work day, never two
+    daily = kills_per_day(ChaosMonkey(mean_time_between_kills=86400.0, min_time_between_kills=0), 20)
+    assert len(daily) == 20 and all(len(times) == 1 for times in daily.values())
+    # ... at a random moment of the window, not at its first run
+    assert len({t.hour for times in daily.values() for t in times}) >= 4
+    # a mean of four work days: p = 1/4 per work day
+    rarer = kills_per_day(ChaosMonkey(mean_time_between_kills=4 * 86400.0, min_time_between_kills=0), 400)
+    assert 0.19 <= len(rarer) / 400 <= 0.31 and all(len(times) == 1 for times in rarer.values())
+    assert daily_odds(2 * 86400.0) == 0.5 and daily_odds(3600.0) == 1.0 and daily_odds(None) == 1.0

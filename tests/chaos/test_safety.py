@@ -270,3 +270,67 @@ def test_an_unreachable_target_pauses_the_run(supervisor: Supervisor) -> None:
     report = a.run_once()
     assert report.paused.startswith("target unavailable") and "unreachable" in report.paused
     assert [e.outcome for e in a.audit.entries()] == ["paused"]
+
+
+def test_the_armys_cap_bounds_a_gorilla(supervisor: Supervisor, sleeper_argv: list[str]) -> None:
+    # the Gorilla's own limits allow any number of instances; the army's allow one: the army wins
+    insts = fleet_of(supervisor, sleeper_argv, ["a", "a", "a", "b"])
+    gorilla = ChaosGorilla(
+        "a", mean_time_between=None, min_time_between=0, limits=BlastRadius(max_instances=None, max_share=1.0)
+    )
+    a = army(supervisor, limits=BlastRadius(max_instances=1, max_share=None), schedule=Schedule.always())
+    a.monkeys = [gorilla]
+    report = a.run_once()
+    assert report.count("terminated") == 0 and report.count("skipped") == 3
+    assert all(i.alive for i in insts)
+    assert all(e.reason.endswith("> max_instances 1 (army limits)") for e in report.entries)
+    # a monkey's own limits still narrow the army's
+    narrow = army(supervisor, limits=UNLIMITED, schedule=Schedule.always())
+    narrow.monkeys = [
+        ChaosGorilla(
+            "a",
+            mean_time_between=None,
+            min_time_between=0,
+            limits=BlastRadius(max_instances=2, max_share=None),
+        )
+    ]
+    refused = narrow.run_once().entries[0].reason
+    assert refused.endswith("> max_instances 2 (chaos-gorilla limits)") and all(i.alive for i in insts)
+
+
+def test_the_cap_counts_kills_not_instances(supervisor: Supervisor, sleeper_argv: list[str]) -> None:
+    # one instance, replaced under the same id after each kill: two kills use up max_instances = 2
+    inst = supervisor.start(sleeper_argv, app="api", region="eu", zone="a", restart_after=0.05, wait=True)
+    a = army(supervisor, limits=BlastRadius(max_instances=2, max_zones=None, max_share=None))
+    for _ in range(2):
+        assert a.run_once().count("terminated") == 1
+        supervisor.wait_healthy(inst, timeout=10)
+    third = a.run_once()
+    assert third.count("terminated") == 0 and inst.alive and inst.restarts == 2
+    assert "2 killed in the last 3600s + 1 planned > max_instances 2" in third.entries[0].reason
+
+
+def test_kill_switch_on_a_full_disk_says_it_is_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    # /dev/full accepts the open and refuses every write with ENOSPC, like a full disk
+    (state / "kill-switch").symlink_to("/dev/full")
+    assert stoic_main(["chaos", "kill-switch", "on", "--state-dir", str(state), "--reason", "incident"]) == 0
+    captured = capsys.readouterr()
+    assert "kill switch ON" in captured.out and "Traceback" not in captured.err
+    assert (
+        "chaos is stopped, but the reason could not be written" in captured.err and "No space" in captured.err
+    )
+    assert KillSwitch(state / "kill-switch").engaged
+    assert KillSwitch(state / "kill-switch").reason() == "engaged"  # read bounded, not forever
+
+
+def test_kill_switch_that_cannot_be_set_says_chaos_may_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_dir = tmp_path / "state"
+    not_a_dir.write_text("a file where the state directory should be")
+    assert stoic_main(["chaos", "kill-switch", "on", "--state-dir", str(not_a_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(not_a_dir / "kill-switch") in err
+    assert "the switch is NOT on: chaos may run" in err

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _chaos_support import pid_gone, wait_until
+from _chaos_support import FAMILY, pid_gone, read_pids, wait_until
 
 from stoic.chaos import Fleet, Supervisor
 
@@ -163,3 +163,51 @@ def test_fleet_groups_by_app_region_and_zone(supervisor: Supervisor, sleeper_arg
     with pytest.raises(ValueError, match="grouping must be one of app, app\\+region, app\\+zone"):
         fleet.group("rack")
     assert isinstance(fleet.alive(), Fleet)
+
+
+def test_close_sends_sigterm_first_and_takes_the_whole_family(tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids"
+    sup = Supervisor()
+    inst = sup.start([sys.executable, "-c", FAMILY], app="api", env={"FAMILY_PIDS": str(pids_file)})
+    pids = read_pids(pids_file)
+    assert len(pids) == 4 and not any(pid_gone(p) for p in pids)
+    sup.close(timeout=5)
+    # the child was asked (SIGTERM) and had its 0.3 s to finish: it exited cleanly, not by SIGKILL
+    assert inst.exit_code == 0 and inst.status == "stopped"
+    # sh, its sleep, and the worker that ignores SIGTERM went with it
+    assert wait_until(lambda: all(pid_gone(p) for p in pids), timeout=10), [
+        p for p in pids if not pid_gone(p)
+    ]
+
+
+def test_a_dead_childs_family_is_taken_down(supervisor: Supervisor, tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids"
+    supervisor.start([sys.executable, "-c", FAMILY], app="api", env={"FAMILY_PIDS": str(pids_file)})
+    child, *family = read_pids(pids_file)
+    os.kill(child, signal.SIGKILL)  # the child alone, from outside: its group outlives it
+    assert wait_until(lambda: all(pid_gone(p) for p in family), timeout=10)
+
+
+def test_no_grandchild_outlives_a_killed_runner(tmp_path: Path, src_env: dict[str, str]) -> None:
+    pids_file = tmp_path / "pids"
+    runner_code = (
+        "import sys, time\n"
+        "from stoic.chaos import Supervisor\n"
+        "sup = Supervisor()\n"
+        f"env = {{'FAMILY_PIDS': {str(pids_file)!r}}}\n"
+        f"sup.start([sys.executable, '-c', {FAMILY!r}], app='api', env=env)\n"
+        "time.sleep(60)\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", runner_code], env={**os.environ, **src_env})
+    try:
+        pids = read_pids(pids_file, timeout=20)
+        assert not any(pid_gone(p) for p in pids)
+        runner.send_signal(signal.SIGKILL)  # kill -9: no chance to clean up
+        runner.wait(timeout=10)
+        assert wait_until(lambda: all(pid_gone(p) for p in pids), timeout=10), [
+            p for p in pids if not pid_gone(p)
+        ]
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(timeout=10)

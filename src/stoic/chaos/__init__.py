@@ -7,7 +7,7 @@
 - `SimianArmy` runs the monkeys; `install()` serves the fault board to a process.
 """
 
-from ._errors import ChaosConfigError
+from ._errors import AuditError, ChaosConfigError
 from ._monkey import Action, Monkey, RunContext
 from ._spawn import free_port
 from .army import RunReport, SimianArmy
@@ -53,6 +53,7 @@ __all__ = [
     "Action",
     "AppSettings",
     "AuditEntry",
+    "AuditError",
     "AuditLog",
     "BlastRadius",
     "BoardInjector",

@@ -31,6 +31,7 @@ class RunContext:
     audit: AuditLog
     elapsed: float  # chaos-clock seconds since this monkey's previous run
     speed: float = 1.0  # chaos-clock seconds per real second
+    schedule: Schedule | None = None  # the army's schedule (None: always)
 
     @property
     def timestamp(self) -> float:

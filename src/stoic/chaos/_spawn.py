@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import IO
 
 _PR_SET_PDEATHSIG = 1
+
+log = logging.getLogger("stoic.chaos.supervisor")
 
 
 def _death_signal_setter() -> Callable[[], None] | None:
@@ -62,14 +66,69 @@ def spawn(
 
 
 def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Send `sig` to the child's process group (falls back to the child alone)."""
-    if proc.poll() is not None:
-        return
+    """Send `sig` to the child's process group, also when the child itself is already gone.
+
+    The group's id is the child's pid, which the kernel does not hand out again while any member of
+    the group lives: so a group outliving its leader is still reached, and nobody else is.
+    """
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+
+
+class Watchdog:
+    """Runs `_watchdog.py` beside the supervisor: it kills every watched process group when this
+    process dies without cleaning up. Best effort: without it, only direct children die with us."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        script = Path(__file__).with_name("_watchdog.py")
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(script)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a signal to our group must not take the watchdog first
+            )
+        except OSError as exc:
+            log.warning("no watchdog (%s): grandchildren may outlive a killed supervisor", exc)
+
+    def watch(self, pgid: int) -> None:
+        self._send(f"+ {pgid}\n")
+
+    def forget(self, pgid: int) -> None:
+        self._send(f"- {pgid}\n")
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._proc is None or self._proc.stdin is None:
+                return
+            try:
+                self._proc.stdin.write(line.encode())
+                self._proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError) as exc:
+                log.warning("watchdog gone (%s): grandchildren may outlive a killed supervisor", exc)
+                self._proc = None
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the watchdog; groups still watched are killed by it on the way out."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

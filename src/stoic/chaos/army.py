@@ -8,11 +8,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from ._errors import AuditError
 from ._monkey import Action, Monkey, RunContext
-from .audit import AuditEntry, AuditLog
+from .audit import AuditEntry, AuditLog, KillsSince
 from .clock import Clock, SystemClock
-from .fleet import Fleet
+from .fleet import Fleet, Member
 from .safety import BlastRadius, Casualty, KillSwitch, OutageCheck
 from .schedule import Schedule
 from .targets import Target
@@ -28,6 +30,7 @@ class RunReport:
     at: float  # chaos-clock epoch seconds
     entries: list[AuditEntry] = field(default_factory=list)
     paused: str = ""  # why the whole run was paused, if it was
+    errors: list[str] = field(default_factory=list)  # what could not be audited (and so was not done)
 
     def count(self, outcome: str) -> int:
         return sum(1 for e in self.entries if e.outcome == outcome)
@@ -37,9 +40,11 @@ class RunReport:
             return f"paused: {self.paused}"
         parts = [
             f"{self.count(o)} {o}"
-            for o in ("terminated", "leashed", "skipped", "failed", "injected", "finding")
+            for o in ("terminated", "intended", "leashed", "skipped", "failed", "injected", "finding")
             if self.count(o)
         ]
+        if self.errors:
+            parts.append(f"{len(self.errors)} not audited, so not done")
         return ", ".join(parts) or "nothing to do"
 
 
@@ -48,7 +53,10 @@ class SimianArmy:
 
     Before each run and again before every action: the kill switch, then the outage check. Then per
     action: the schedule (the army's, narrowed by the monkey's and the app's), the blast-radius cap
-    (the monkey's `limits` or the army's), then leashed mode. Every decision lands in the audit log.
+    (the army's `limits` bound every monkey; a monkey's own `limits` can only narrow them), then
+    leashed mode. Every decision lands in the audit log, and a kill is written down before it happens:
+    when the audit log cannot be written, nothing is killed and the run reports it in `errors`.
+    `actor` (who or what started this army) goes into every audit entry.
     """
 
     def __init__(
@@ -64,10 +72,12 @@ class SimianArmy:
         outage: OutageCheck | None = None,
         clock: Clock | None = None,
         seed: int | None = None,
+        actor: str | None = None,
     ) -> None:
         self.target = target
         self.monkeys: list[Monkey] = list(monkeys)
         self.audit = audit if audit is not None else AuditLog()
+        self.actor = actor if actor is not None else self.audit.actor
         self.schedule = schedule if schedule is not None else Schedule()
         self.limits = limits if limits is not None else BlastRadius()
         self.leashed = leashed
@@ -89,52 +99,63 @@ class SimianArmy:
     # -- one run ---------------------------------------------------------------------------------
 
     def run_once(self) -> RunReport:
-        """Let every monkey decide once, and carry out what the rails allow."""
+        """Let every monkey decide once, and carry out what the rails allow.
+
+        When the audit log cannot be written the run stops there: what was not audited is not done,
+        and `RunReport.errors` says why.
+        """
         with self._lock:
             self.runs += 1
             now = self.clock.now()
             report = RunReport(self.runs, now.timestamp())
-            halt = self._halt_reason()
-            if halt:
-                report.paused = halt
-                if halt != self._paused:
-                    self._paused = halt
-                    report.entries.append(self._note("paused", halt))
-                self.calm()
-                return report
-            if self._paused:
-                report.entries.append(self._note("resumed", f"was paused: {self._paused}"))
-                self._paused = ""
-            why_not = self.schedule.why_not(now)
             try:
-                fleet = self.target.fleet()
-            except Exception as exc:  # e.g. the Kubernetes API is unreachable: sit this run out
-                report.paused = f"target unavailable: {exc!r}"
-                if report.paused != self._paused:
-                    self._paused = report.paused
-                    report.entries.append(self._note("paused", report.paused))
-                return report
-            for monkey in self.monkeys:
-                elapsed = self._elapsed(monkey, now.timestamp())
-                if why_not is not None:
-                    continue  # outside the army's schedule nobody even decides
-                own = monkey.schedule
-                if own is not None and not own.allows(now):
-                    continue
-                ctx = RunContext(now, fleet, self.rng, self.audit, elapsed, self.clock.speed)
-                try:
-                    actions = monkey.plan(ctx)
-                except Exception as exc:  # one broken monkey must not stop the others
-                    log.exception("%s failed to plan", monkey.name)
-                    report.entries.append(
-                        self._record(
-                            monkey, Action(monkey.name, "terminate", ""), "failed", f"plan raised {exc!r}"
-                        )
-                    )
-                    continue
-                for action in actions:
-                    report.entries.extend(self._act(monkey, action, fleet))
+                self._run(now, report)
+            except AuditError as exc:
+                log.error("chaos run %d stopped: %s", report.number, exc)
+                report.errors.append(str(exc))
             return report
+
+    def _run(self, now: datetime, report: RunReport) -> None:
+        halt = self._halt_reason()
+        if halt:
+            report.paused = halt
+            if halt != self._paused:
+                self._paused = halt
+                report.entries.append(self._note("paused", halt))
+            self.calm()
+            return
+        if self._paused:
+            report.entries.append(self._note("resumed", f"was paused: {self._paused}"))
+            self._paused = ""
+        why_not = self.schedule.why_not(now)
+        try:
+            fleet = self.target.fleet()
+        except Exception as exc:  # e.g. the Kubernetes API is unreachable: sit this run out
+            report.paused = f"target unavailable: {exc!r}"
+            if report.paused != self._paused:
+                self._paused = report.paused
+                report.entries.append(self._note("paused", report.paused))
+            return
+        for monkey in self.monkeys:
+            elapsed = self._elapsed(monkey, now.timestamp())
+            if why_not is not None:
+                continue  # outside the army's schedule nobody even decides
+            own = monkey.schedule
+            if own is not None and not own.allows(now):
+                continue
+            ctx = RunContext(now, fleet, self.rng, self.audit, elapsed, self.clock.speed, self.schedule)
+            try:
+                actions = monkey.plan(ctx)
+            except Exception as exc:  # one broken monkey must not stop the others
+                log.exception("%s failed to plan", monkey.name)
+                report.entries.append(
+                    self._record(
+                        monkey, Action(monkey.name, "terminate", ""), "failed", f"plan raised {exc!r}"
+                    )
+                )
+                continue
+            for action in actions:
+                report.entries.extend(self._act(monkey, action, fleet, report))
 
     def _elapsed(self, monkey: Monkey, now: float) -> float:
         last = self._last_run.get(monkey.name)
@@ -156,7 +177,7 @@ class SimianArmy:
                 return f"outage check failed: {exc!r}"
         return ""
 
-    def _act(self, monkey: Monkey, action: Action, fleet: Fleet) -> list[AuditEntry]:
+    def _act(self, monkey: Monkey, action: Action, fleet: Fleet, report: RunReport) -> list[AuditEntry]:
         if action.veto:
             return self._each(monkey, action, "skipped", action.veto)
         halt = self._halt_reason()  # again: it may have been flipped while we were deciding
@@ -166,34 +187,23 @@ class SimianArmy:
         if action.schedule is not None and not action.schedule.allows(now):
             return self._each(monkey, action, "skipped", f"outside schedule: {action.schedule.why_not(now)}")
         if action.kind == "terminate":
-            limits = monkey.limits if monkey.limits is not None else self.limits
-            since = now.timestamp() - limits.window
-            recent = [Casualty(e.target, e.app, e.region, e.zone) for e in self.audit.terminations(since)]
-            refusal = limits.refusal(action.targets, recent, fleet.alive())
-            if refusal:
-                return self._each(monkey, action, "skipped", refusal)
-            if self.leashed:
-                return self._each(monkey, action, "leashed", f"leashed: would {action.reason}")
-            out = []
-            for member in action.targets:
-                if self.kill_switch.engaged:  # checked before every single kill
-                    out.append(self._record(monkey, action, "skipped", "kill switch on", member))
-                    continue
-                try:
-                    self.target.terminate(member)
-                except Exception as exc:
-                    out.append(self._record(monkey, action, "failed", f"{action.reason}: {exc}", member))
-                else:
-                    out.append(self._record(monkey, action, "terminated", action.reason, member))
-            return out
+            return self._strike(monkey, action, fleet, report)
         if action.kind == "latency":
             if self.leashed:
                 return self._each(monkey, action, "leashed", f"leashed: would post {action.reason}")
+            # written down before the faults go out, like a kill
+            (intent,), _ = self.audit.claim(
+                monkey.name,
+                action.kind,
+                now.timestamp(),
+                [self._fields(action, action.reason, None)],
+                lambda kills_since: None,
+            )
             try:
                 monkey.apply(action)  # type: ignore[attr-defined]
             except Exception as exc:
-                return [self._record(monkey, action, "failed", f"{action.reason}: {exc!r}")]
-            return [self._record(monkey, action, "injected", action.reason)]
+                return [self.audit.settle(intent, "failed", f"{action.reason}: {exc!r}")]
+            return [self.audit.settle(intent, "injected")]
         # conformity: reporting breaks nothing, so leashed mode still reports
         try:
             monkey.apply(action)  # type: ignore[attr-defined]
@@ -206,6 +216,7 @@ class SimianArmy:
                 "conformity",
                 "finding",
                 at=now.timestamp(),
+                actor=self.actor,
                 target=f.subject,
                 group=f.rule,
                 reason=f"{f.message} "
@@ -218,41 +229,78 @@ class SimianArmy:
             for f in action.findings
         ]
 
+    def _caps(self, monkey: Monkey) -> list[tuple[str, BlastRadius]]:
+        """The army's limits bound every monkey; a monkey's own limits can only narrow them."""
+        caps = [("army limits", self.limits)]
+        if monkey.limits is not None and monkey.limits != self.limits:
+            caps.append((f"{monkey.name} limits", monkey.limits))
+        return caps
+
+    def _strike(self, monkey: Monkey, action: Action, fleet: Fleet, report: RunReport) -> list[AuditEntry]:
+        at = self.clock.now().timestamp()
+        alive = fleet.alive()
+
+        def refusal(kills_since: KillsSince) -> str | None:
+            for name, limits in self._caps(monkey):
+                recent = [
+                    Casualty(e.target, e.app, e.region, e.zone) for e in kills_since(at - limits.window)
+                ]
+                why = limits.refusal(action.targets, recent, alive)
+                if why is not None:
+                    return f"{why} ({name})"
+            return None
+
+        if self.leashed:  # nothing will die, so nothing is claimed: the cap is only read
+            why = refusal(lambda since: self.audit.terminations(since))
+            if why is not None:
+                return self._each(monkey, action, "skipped", why)
+            return self._each(monkey, action, "leashed", f"leashed: would {action.reason}")
+        drafts = [self._fields(action, action.reason, m) for m in action.targets]
+        # the cap check and the written intent are one transaction: no other process can slip a kill
+        # in between, and a kill that cannot be written down does not happen
+        intents, refused = self.audit.claim(monkey.name, action.kind, at, drafts, refusal)
+        if refused is not None:
+            return intents
+        out = []
+        for entry, member in zip(intents, action.targets, strict=True):
+            if self.kill_switch.engaged:  # checked before every single kill
+                out.append(self.audit.settle(entry, "skipped", "kill switch on"))
+                continue
+            try:
+                self.target.terminate(member)
+            except Exception as exc:
+                out.append(self.audit.settle(entry, "failed", f"{action.reason}: {exc}"))
+                continue
+            try:
+                out.append(self.audit.settle(entry, "terminated"))
+            except AuditError as exc:
+                # the intent stays in the log and counts against the cap, so the kill is not lost; the
+                # rest of this strike is not attempted (its intents, too, stay counted)
+                report.entries.extend([*out, entry])
+                raise AuditError(f"{member.id} was terminated (its intent is recorded), but {exc}") from None
+        return out
+
     def _each(self, monkey: Monkey, action: Action, outcome: str, reason: str) -> list[AuditEntry]:
         if not action.targets:
             return [self._record(monkey, action, outcome, reason)]
         return [self._record(monkey, action, outcome, reason, m) for m in action.targets]
 
     def _record(
-        self, monkey: Monkey, action: Action, outcome: str, reason: str, member: object = None
+        self, monkey: Monkey, action: Action, outcome: str, reason: str, member: Member | None = None
     ) -> AuditEntry:
-        at = self.clock.now().timestamp()
+        fields = self._fields(action, reason, member)
+        return self.audit.record(monkey.name, action.kind, outcome, at=self.clock.now().timestamp(), **fields)
+
+    def _fields(self, action: Action, reason: str, member: Member | None) -> dict[str, str]:
+        """The audit fields of one decision about `member` (or about the action's subject)."""
+        base = {"group": action.group, "reason": reason, "actor": self.actor}
         if member is None:
-            return self.audit.record(
-                monkey.name,
-                action.kind,
-                outcome,
-                at=at,
-                target=action.subject,
-                group=action.group,
-                reason=reason,
-            )
-        return self.audit.record(
-            monkey.name,
-            action.kind,
-            outcome,
-            at=at,
-            target=str(getattr(member, "id", "")),
-            app=str(getattr(member, "app", "")),
-            region=str(getattr(member, "region", "")),
-            zone=str(getattr(member, "zone", "")),
-            group=action.group,
-            reason=reason,
-        )
+            return {**base, "target": action.subject}
+        return {**base, "target": member.id, "app": member.app, "region": member.region, "zone": member.zone}
 
     def _note(self, outcome: str, reason: str) -> AuditEntry:
         return self.audit.record(
-            "simian-army", "army", outcome, at=self.clock.now().timestamp(), reason=reason
+            "simian-army", "army", outcome, at=self.clock.now().timestamp(), reason=reason, actor=self.actor
         )
 
     def status(self) -> dict[str, object]:

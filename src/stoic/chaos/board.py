@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
+import math
 import os
 import random
 import tempfile
@@ -24,6 +26,8 @@ from ._errors import ChaosConfigError
 
 if TYPE_CHECKING:
     from stoic.guard import Fault
+
+log = logging.getLogger("stoic.chaos.board")
 
 #: environment variable naming the board file for `install()`
 BOARD_ENV = "STOIC_FAULT_BOARD"
@@ -59,6 +63,17 @@ class FaultRule:
             raise ChaosConfigError(f"fault.delay must be seconds in [0, 3600]; got {self.delay!r}")
         if isinstance(self.rate, bool) or not isinstance(self.rate, int | float) or not 0 < self.rate <= 1:
             raise ChaosConfigError(f"fault.rate must be in (0, 1]; got {self.rate!r}")
+        if self.expires is not None and (
+            isinstance(self.expires, bool)
+            or not isinstance(self.expires, int | float)
+            or not math.isfinite(self.expires)
+            or self.expires < 0
+        ):
+            raise ChaosConfigError(
+                f"fault.expires must be epoch seconds >= 0 (a number) or null; got {self.expires!r}"
+            )
+        if not isinstance(self.monkey, str) or not self.monkey:
+            raise ChaosConfigError(f"fault.monkey must be a non-empty string; got {self.monkey!r}")
 
     def active(self, now: float | None = None) -> bool:
         return self.expires is None or (time.time() if now is None else now) < self.expires
@@ -78,7 +93,10 @@ class FaultRule:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FaultRule:
+    def from_dict(cls, data: object) -> FaultRule:
+        """A rule from its JSON form; `ChaosConfigError` names the bad field and what is allowed."""
+        if not isinstance(data, dict):
+            raise ChaosConfigError(f"fault must be a JSON object; got {type(data).__name__}")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ChaosConfigError(
@@ -134,12 +152,29 @@ class FaultBoard:
 
 
 def read_rules(path: Path) -> list[FaultRule]:
-    """Rules in a board file; a missing or unreadable file means no rules."""
+    """Rules in a board file; a missing or unreadable file means no rules.
+
+    A bad rule (written by hand or by another version) is left out with a warning, and the others
+    still apply: a board must never break the guarded calls that read it.
+    """
     try:
         data = json.loads(path.read_text())
-        return [FaultRule.from_dict(r) for r in data.get("rules", [])]
-    except (OSError, ValueError, TypeError, AttributeError):
+    except FileNotFoundError:
         return []
+    except (OSError, ValueError) as exc:
+        log.warning("fault board %s ignored: %s", path, exc)
+        return []
+    raw = data.get("rules", []) if isinstance(data, dict) else None
+    if not isinstance(raw, list):
+        log.warning('fault board %s ignored: it must hold {"rules": [...]}', path)
+        return []
+    rules = []
+    for i, item in enumerate(raw):
+        try:
+            rules.append(FaultRule.from_dict(item))
+        except (ChaosConfigError, TypeError) as exc:
+            log.warning("fault board %s: rule %d ignored: %s", path, i, exc)
+    return rules
 
 
 class BoardInjector:
@@ -171,30 +206,35 @@ class BoardInjector:
         self._refresh = threading.Lock()
 
     def fault_for(self, dependency: str) -> Fault | None:
-        now = time.monotonic()
-        if now >= self._next_check and self._refresh.acquire(blocking=False):
-            try:
-                self._next_check = now + self.check_every
-                self._reload()
-            finally:
-                self._refresh.release()
-        if self._halted or not self._rules:
-            return None
-        matching = self._matching.get(dependency)
-        if matching is None:  # glob matching once per dependency name and board version
-            matching = tuple(r for r in self._rules if r.matches(dependency, self.app))
-            self._matching[dependency] = matching
-        if not matching:
-            return None
-        wall = time.time()
-        for rule in matching:
-            if rule.active(wall):
-                if rule.rate < 1 and self._rng.random() >= rule.rate:
-                    continue
-                from stoic.guard import Fault
+        """The fault for one guarded call, or None. Never raises: chaos must not break the call."""
+        try:
+            now = time.monotonic()
+            if now >= self._next_check and self._refresh.acquire(blocking=False):
+                try:
+                    self._next_check = now + self.check_every
+                    self._reload()
+                finally:
+                    self._refresh.release()
+            if self._halted or not self._rules:
+                return None
+            matching = self._matching.get(dependency)
+            if matching is None:  # glob matching once per dependency name and board version
+                matching = tuple(r for r in self._rules if r.matches(dependency, self.app))
+                self._matching[dependency] = matching
+            if not matching:
+                return None
+            wall = time.time()
+            for rule in matching:
+                if rule.active(wall):
+                    if rule.rate < 1 and self._rng.random() >= rule.rate:
+                        continue
+                    from stoic.guard import Fault
 
-                return Fault(rule.kind, delay=rule.delay, message=f"{rule.monkey}: {rule.kind}")  # type: ignore[arg-type]
-        return None
+                    return Fault(rule.kind, delay=rule.delay, message=f"{rule.monkey}: {rule.kind}")  # type: ignore[arg-type]
+            return None
+        except Exception:  # a try block costs nothing until it catches
+            log.exception("fault board %s: no fault served for %r", self.path, dependency)
+            return None
 
     @property
     def rules(self) -> tuple[FaultRule, ...]:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import ChaosConfigError
+from ._errors import AuditError, ChaosConfigError
 from .army import RunReport
-from .audit import OUTCOMES, AuditLog
+from .audit import OUTCOMES, AuditLog, default_actor
 from .board import FaultBoard
 from .config import ChaosConfig, load_config
 from .conformity import ConformityMonkey
@@ -34,6 +35,12 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--once", action="store_true", help="one run, then exit")
     run.add_argument("--leashed", action="store_true", help="decide and audit, but do not kill")
     run.add_argument("--speed", type=float, default=None, help="compressed clock: chaos seconds per second")
+    run.add_argument(
+        "--actor",
+        default=None,
+        help="who or what starts this run, kept in every audit entry (default: user:$USER; "
+        "e.g. schedule:nightly, experiment:zone-drill)",
+    )
     run.set_defaults(handler=_run)
 
     log = sub.add_parser("log", help="show the audit log")
@@ -77,6 +84,17 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _warn(message: str) -> None:
+    print(f"stoic chaos: warning: {message}", file=sys.stderr)
+
+
+def _actor(given: str | None) -> str:
+    if given:
+        return given
+    user = os.environ.get("USER")
+    return f"user:{user}" if user else default_actor()
+
+
 def _state_dir(args: argparse.Namespace) -> Path:
     return args.state_dir if args.state_dir is not None else load_config(args.config).state_dir
 
@@ -112,6 +130,10 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--runs must be >= 1; got {runs}")
     if args.duration is not None and args.duration <= 0:
         return _fail(f"--duration must be > 0 seconds; got {args.duration}")
+    try:  # before any instance starts: no audit, no chaos
+        audit = AuditLog(cfg.audit_db, actor=_actor(args.actor))
+    except AuditError as exc:
+        return _fail(str(exc))
     supervisor = None
     if cfg.target_kind == "processes":
         supervisor = Supervisor(
@@ -122,13 +144,17 @@ def _run(args: argparse.Namespace) -> int:
             cfg.start_instances(supervisor)
             print(f"started {len(supervisor.instances)} instances; waiting until healthy", flush=True)
             supervisor.wait_healthy(supervisor.instances, timeout=30)
-        army = cfg.army(_target(cfg, supervisor))
+        army = cfg.army(_target(cfg, supervisor), audit=audit)
         mode = "leashed (dry run)" if army.leashed else "armed"
         names = ", ".join(m.name for m in army.monkeys) or "no monkeys"
         print(f"chaos {mode}: {names}; schedule {army.schedule.describe()}; audit {cfg.audit_db}", flush=True)
         tty = sys.stdout.isatty()
+        unaudited: list[str] = []
 
         def progress(report: RunReport) -> None:
+            for error in report.errors:
+                unaudited.append(error)
+                print(("\n" if tty else "") + f"stoic chaos: error: {error}", file=sys.stderr, flush=True)
             alive = len(army.target.fleet().alive())
             clock = report_time(report)
             line = f"[run {report.number}] {clock} alive {alive}: {report.summary()}"
@@ -144,13 +170,13 @@ def _run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             army.stop()
             print("\nstopped", flush=True)
-        army.audit.close()
     except (ChaosConfigError, TimeoutError, RuntimeError) as exc:
         return _fail(str(exc))
     finally:
+        audit.close()
         if supervisor is not None:
             supervisor.close()
-    return 0
+    return 1 if unaudited else 0
 
 
 def report_time(report: RunReport) -> str:
@@ -168,14 +194,24 @@ def _log(args: argparse.Namespace) -> int:
         return _fail(f"--db {db} does not exist")
     if args.limit < 1:
         return _fail(f"--limit must be >= 1; got {args.limit}")
-    with AuditLog(db) as audit:
+    try:
+        return _print_log(args, AuditLog(db, readonly=True))
+    except AuditError as exc:
+        return _fail(str(exc))
+
+
+def _print_log(args: argparse.Namespace, audit: AuditLog) -> int:
+    with audit:
         entries = audit.entries(args.limit, monkey=args.monkey, outcome=args.outcome)
         for e in reversed(entries):
             if args.json:
                 print(json.dumps(e.to_dict()))
             else:
                 target = e.target or "-"
-                print(f"{e.when:%Y-%m-%d %H:%M:%S} {e.monkey:<18} {e.outcome:<10} {target:<24} {e.reason}")
+                print(
+                    f"{e.when:%Y-%m-%d %H:%M:%S} {e.monkey:<18} {e.outcome:<10} {target:<24} {e.reason}"
+                    + (f" [{e.actor}]" if e.actor else "")
+                )
         if args.chart is not None:
             from .chart import timeline
 
@@ -189,10 +225,23 @@ def _kill_switch(args: argparse.Namespace) -> int:
         switch = KillSwitch(_state_dir(args) / "kill-switch")
     except ChaosConfigError as exc:
         return _fail(str(exc))
-    if args.state == "on":
-        switch.engage(args.reason or "engaged from the command line")
-    elif args.state == "off":
-        switch.release()
+    try:
+        if args.state == "on":
+            switch.engage(args.reason or "engaged from the command line")
+        elif args.state == "off":
+            switch.release()
+    except OSError as exc:
+        # the file existing is the switch: say what really happened, not just that a write failed
+        on = switch.path is not None and switch.path.exists()  # what other processes see
+        if args.state == "on" and on:
+            print(f"kill switch ON ({switch.path})")
+            _warn(f"chaos is stopped, but the reason could not be written to {switch.path}: {exc}")
+            return 0
+        state = "still ON: chaos stays stopped" if on else "NOT on: chaos may run"
+        return _fail(
+            f"could not turn the kill switch {args.state} at {switch.path}: {exc}; the switch is {state}. "
+            "Fix the directory (space, permissions) and try again"
+        )
     print(f"kill switch {'ON' if switch.engaged else 'off'} ({switch.path})")
     return 0
 
@@ -203,7 +252,10 @@ def _faults(args: argparse.Namespace) -> int:
     except ChaosConfigError as exc:
         return _fail(str(exc))
     if args.state == "clear":
-        board.clear()
+        try:
+            board.clear()
+        except OSError as exc:
+            return _fail(f"could not clear the fault board {board.path}: {exc}; its faults still apply")
     rules = board.rules()
     for r in rules:
         print(f"{r.monkey}: {r.describe()}")

@@ -1,12 +1,19 @@
-"""The chaos config file (TOML): loaded, validated with errors that name the field, and built."""
+"""The chaos config file (TOML): read once into validated settings, with errors that name the field.
+
+Every table is declared once, as a map from each key to the reader that turns its TOML value into a
+setting. A table's keys are its readers' keys, so a key is spelled in one place; the values then go
+into the settings objects that validate them (`AppSettings`, `BlastRadius`, `Schedule`, the monkeys).
+A value not given inherits: an app's from ``[monkeys.chaos]``, a monkey's ``limits`` from the army's
+``[limits]``, and the rest from the library's defaults.
+"""
 
 from __future__ import annotations
 
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +22,7 @@ from ._errors import ChaosConfigError
 from ._monkey import Monkey
 from .army import SimianArmy
 from .audit import AuditLog
-from .board import FaultBoard
+from .board import FAULT_KINDS, FaultBoard
 from .chaos_monkey import AppSettings, ChaosMonkey
 from .clock import Clock, CompressedClock, SystemClock
 from .conformity import ConformityMonkey, Rule, has_fallback, has_owner, runs_in_zones
@@ -24,7 +31,7 @@ from .latency_monkey import LatencyMonkey
 from .notify import LogNotifier, Notifier, WebhookNotifier
 from .outages import ChaosGorilla, ChaosKong
 from .safety import BlastRadius, KillSwitch, OutageCheck, url_outage
-from .schedule import WEEKDAYS, Schedule
+from .schedule import Schedule
 from .supervisor import Supervisor
 from .targets import Target
 
@@ -33,7 +40,6 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 #: keys that would let an app out of chaos; refused on purpose
 _OPT_OUTS = ("enabled", "disabled", "opt_out", "optout", "exclude", "excluded", "skip")
 TARGET_KINDS = ("processes", "kubernetes")
-RULES = ("has_fallback", "runs_in_zones", "has_owner")
 
 
 def parse_duration(value: object, name: str, *, allow_none: bool = False) -> float | None:
@@ -53,70 +59,263 @@ def parse_duration(value: object, name: str, *, allow_none: bool = False) -> flo
     )
 
 
-class _Table:
-    """One TOML table with its dotted name, so every error says exactly which field is wrong."""
+# -- readers: (TOML value, dotted field name) -> setting ---------------------------------------------
 
-    def __init__(self, data: object, name: str, allowed: Sequence[str]) -> None:
-        if not isinstance(data, dict):
-            raise ChaosConfigError(f"{name or 'the config'} must be a table; got {type(data).__name__}")
-        self.data: dict[str, Any] = data
-        self.name = name
-        unknown = sorted(set(data) - set(allowed))
-        if unknown:
-            where = f"{name}." if name else ""
-            raise ChaosConfigError(f"unknown field {where}{unknown[0]}; allowed: {', '.join(allowed)}")
+Reader = Callable[[Any, str], Any]
 
-    def path(self, key: str) -> str:
-        return f"{self.name}.{key}" if self.name else key
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def text(self, key: str, default: str | None = None, choices: Sequence[str] | None = None) -> str | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
+def _text(choices: tuple[str, ...] | None = None) -> Reader:
+    def read(value: Any, name: str) -> str:
         if not isinstance(value, str) or not value:
-            raise ChaosConfigError(f"{self.path(key)} must be a non-empty string; got {value!r}")
+            raise ChaosConfigError(f"{name} must be a non-empty string; got {value!r}")
         if choices is not None and value not in choices:
-            raise ChaosConfigError(f"{self.path(key)} must be one of {', '.join(choices)}; got {value!r}")
+            raise ChaosConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
         return value
 
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise ChaosConfigError(f"{self.path(key)} must be true or false; got {value!r}")
-        return value
+    return read
 
-    def number(self, key: str, default: float | None, lo: float, hi: float) -> float | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
+
+def _url(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ChaosConfigError(f"{name} must be an http(s) URL; got {value!r}")
+    return value
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ChaosConfigError(f"{name} must be true or false; got {value!r}")
+    return value
+
+
+def _number(lo: float, hi: float) -> Reader:
+    def read(value: Any, name: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-            raise ChaosConfigError(f"{self.path(key)} must be a number in [{lo:g}, {hi:g}]; got {value!r}")
+            raise ChaosConfigError(f"{name} must be a number in [{lo:g}, {hi:g}]; got {value!r}")
         return float(value)
 
-    def integer(self, key: str, default: int | None, lo: int, hi: int) -> int | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
+    return read
+
+
+def _integer(lo: int, hi: int) -> Reader:
+    def read(value: Any, name: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise ChaosConfigError(f"{self.path(key)} must be an integer in [{lo}, {hi}]; got {value!r}")
+            raise ChaosConfigError(f"{name} must be an integer in [{lo}, {hi}]; got {value!r}")
         return value
 
-    def duration(self, key: str, default: float | str | None, *, allow_none: bool = False) -> float | None:
-        return parse_duration(self.data.get(key, default), self.path(key), allow_none=allow_none)
+    return read
 
-    def strings(self, key: str, default: Sequence[str]) -> list[str]:
-        value = self.data.get(key, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ChaosConfigError(f"{self.path(key)} must be a list of non-empty strings; got {value!r}")
-        return list(value)
 
-    def table(self, key: str, allowed: Sequence[str]) -> _Table | None:
-        if key not in self.data:
-            return None
-        return _Table(self.data[key], self.path(key), allowed)
+def _duration(*, allow_none: bool = False) -> Reader:
+    return lambda value, name: parse_duration(value, name, allow_none=allow_none)
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ChaosConfigError(f"{name} must be a list of non-empty strings; got {value!r}")
+    return list(value)
+
+
+def _none_or(read: Reader) -> Reader:
+    """A limit that ``"none"`` switches off."""
+    return lambda value, name: None if value == "none" else read(value, name)
+
+
+def _passed(value: Any, name: str) -> Any:
+    """Handed to a settings object that checks it and names the field itself."""
+    return value
+
+
+def _table(data: Any, name: str, readers: Mapping[str, Reader]) -> dict[str, Any]:
+    """The keys given in one TOML table, each read by its reader; an unknown key is an error."""
+    if not isinstance(data, dict):
+        raise ChaosConfigError(f"{name or 'the config'} must be a table; got {type(data).__name__}")
+    unknown = sorted(set(data) - set(readers))
+    if unknown:
+        where = f"{name}." if name else ""
+        raise ChaosConfigError(f"unknown field {where}{unknown[0]}; allowed: {', '.join(readers)}")
+    return {key: readers[key](value, f"{name}.{key}" if name else key) for key, value in data.items()}
+
+
+def _schedule(data: Any, name: str) -> Schedule:
+    given = _table(data, name, _SCHEDULE)
+    if given.pop("always", False):
+        if given:
+            raise ChaosConfigError(f"{name}.always = true cannot be combined with other schedule fields")
+        return Schedule.always()
+    return Schedule.parse(**given, field_prefix=name)
+
+
+def _limits(data: Any, name: str) -> dict[str, Any]:
+    # only the keys given: the rest are inherited from the army's limits when the settings are built
+    return _table(data, name, _LIMITS)
+
+
+def _start(value: Any, name: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ChaosConfigError(f"{name} must be an ISO date-time with offset; got {value!r}") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ChaosConfigError(
+            f"{name} must be a date-time with a UTC offset, e.g. 2026-11-23T09:00:00Z; got {value!r}"
+        )
+    return value
+
+
+def _positive(seconds: float | None, name: str) -> float:
+    if not seconds:
+        raise ChaosConfigError(f"{name} must be a duration > 0; got {seconds!r}")
+    return seconds
+
+
+def _env(value: Any, name: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ChaosConfigError(f"{name} must be a table of strings")
+    return dict(value)
+
+
+def _rules(value: Any, name: str) -> list[str]:
+    for rule in _strings(value, name):
+        if rule not in _RULES:
+            raise ChaosConfigError(f"{name} entries must be one of {', '.join(_RULES)}; got {rule!r}")
+    return list(value)
+
+
+# -- the tables: every key of the file, each named once --------------------------------------------
+
+_SCHEDULE: dict[str, Reader] = {
+    "always": _flag,
+    "start": _text(),
+    "end": _text(),
+    "weekdays": _strings,
+    "timezone": _text(),
+    "holidays": lambda value, name: [str(d) for d in value] if isinstance(value, list) else value,
+}
+_LIMITS: dict[str, Reader] = {
+    "window": _duration(),
+    "max_instances": _none_or(_integer(0, 1_000_000)),
+    "max_zones": _none_or(_integer(0, 1_000_000)),
+    "max_regions": _none_or(_integer(0, 1_000_000)),
+    "max_share": _none_or(_passed),  # BlastRadius checks the range
+}
+#: what an app may shape (the fields of `AppSettings`); ``[monkeys.chaos]`` sets them for every app
+_SHAPE: dict[str, Reader] = {
+    "grouping": _text(GROUPINGS),
+    "mean_time_between_kills": _duration(allow_none=True),
+    "min_time_between_kills": _duration(),
+    "schedule": _schedule,
+}
+_APP: dict[str, Reader] = {"owner": _text(), **_SHAPE}
+_CHAOS: dict[str, Reader] = {**_SHAPE, "limits": _limits}
+_LATENCY: dict[str, Reader] = {
+    "delay": _duration(),
+    "kind": _text(FAULT_KINDS),
+    "rate": _number(0.000001, 1.0),
+    "dependencies": _strings,
+    "apps": _strings,
+    "duration": _duration(),
+    "mean_time_between": _duration(allow_none=True),
+    "in_process": _flag,
+    "schedule": _schedule,
+}
+_OUTAGE_MONKEY: dict[str, Reader] = {
+    "mean_time_between": _duration(allow_none=True),
+    "min_time_between": _duration(),
+    "schedule": _schedule,
+    "limits": _limits,
+}
+_RULES: dict[str, Callable[[int], Rule]] = {
+    "has_fallback": lambda zones: has_fallback,
+    "runs_in_zones": runs_in_zones,
+    "has_owner": lambda zones: has_owner,
+}
+_CONFORMITY: dict[str, Reader] = {
+    "rules": _rules,
+    "min_zones": _integer(1, 100),
+    "every": _duration(),
+    "webhook": _url,
+    "schedule": _schedule,
+}
+_MONKEYS: dict[str, Reader] = {
+    "chaos": lambda data, name: _table(data, name, _CHAOS),
+    "latency": lambda data, name: _table(data, name, _LATENCY),
+    "gorilla": lambda data, name: _table(data, name, {"zone": _text(), **_OUTAGE_MONKEY}),
+    "kong": lambda data, name: _table(data, name, {"region": _text(), **_OUTAGE_MONKEY}),
+    "conformity": lambda data, name: _table(data, name, _CONFORMITY),
+}
+_INSTANCE: dict[str, Reader] = {
+    "app": _text(),
+    "region": _text(),
+    "zone": _text(),
+    "argv": _strings,
+    "env": _env,
+    "cwd": _text(),
+    "port": _integer(0, 65535),
+    "health_url": _text(),
+    "restart_after": _duration(allow_none=True),
+    "owner": _text(),
+    "count": _integer(1, 100),
+}
+_TARGET: dict[str, Reader] = {
+    "kind": _text(TARGET_KINDS),
+    "namespace": lambda value, name: str(value),
+    "selector": lambda value, name: str(value),
+    "kubeconfig": lambda value, name: str(value),
+    "context": lambda value, name: str(value),
+}
+
+
+def _apps(data: Any, name: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(data, dict):
+        raise ChaosConfigError(f"{name} must be a table of [{name}.NAME] tables")
+    out = {}
+    for app, body in data.items():
+        where = f"{name}.{app}"
+        for key in body if isinstance(body, dict) else ():
+            if key in _OPT_OUTS:
+                raise ChaosConfigError(
+                    f"{where}.{key}: apps cannot opt out of chaos; they may shape it with {', '.join(_SHAPE)}"
+                )
+        out[app] = _table(body, where, _APP)
+    return out
+
+
+def _instances(data: Any, name: str) -> list[InstanceSpec]:
+    if not isinstance(data, list):
+        raise ChaosConfigError(f"{name} must be an array of tables ([[{name}]])")
+    specs = []
+    for i, item in enumerate(data):
+        where = f"{name}[{i}]"
+        given = _table(item, where, _INSTANCE)
+        if "app" not in given:
+            raise ChaosConfigError(f"{where}.app is required")
+        if not given.get("argv"):
+            raise ChaosConfigError(f"{where}.argv must be a non-empty list of strings")
+        given["argv"] = tuple(sys.executable if a == "{python}" else a for a in given["argv"])
+        specs.append(InstanceSpec(**given))
+    return specs
+
+
+_TOP: dict[str, Reader] = {
+    "state_dir": _text(),
+    "audit_db": _text(),
+    "leashed": _flag,
+    "interval": lambda value, name: _positive(parse_duration(value, name), name),
+    "speed": _number(0.001, 100_000),
+    "start": _start,
+    "seed": _integer(0, 2**63 - 1),
+    "schedule": _schedule,
+    "limits": _limits,
+    "outage": lambda data, name: _table(data, name, {"url": _url}),
+    "target": lambda data, name: _table(data, name, _TARGET),
+    "instances": _instances,
+    "apps": _apps,
+    "monkeys": lambda data, name: _table(data, name, _MONKEYS),
+}
+
+
+# -- the validated config ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -124,9 +323,9 @@ class InstanceSpec:
     """One `[[instances]]` entry: what the `Supervisor` starts (``count`` copies)."""
 
     app: str
-    region: str
-    zone: str
     argv: tuple[str, ...]
+    region: str = "local"
+    zone: str = "local-a"
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     port: int | None = None
@@ -165,7 +364,7 @@ class ChaosConfig:
     instances: list[InstanceSpec]
     owners: dict[str, str]
     app_settings: dict[str, AppSettings]
-    monkey_factories: list[Callable[[ChaosConfig], Monkey]]
+    members: list[Monkey]  # the configured monkeys, built (and so validated) when the file is read
     webhook: str | None = None
 
     @property
@@ -174,11 +373,11 @@ class ChaosConfig:
 
     @property
     def board(self) -> FaultBoard:
-        return FaultBoard(self.state_dir / "faults.json")
+        return _board(self.state_dir)
 
     @property
     def notifier(self) -> Notifier:
-        return WebhookNotifier(self.webhook) if self.webhook else LogNotifier()
+        return _notifier(self.webhook)
 
     def clock(self) -> Clock:
         if self.speed == 1 and self.start is None:
@@ -189,7 +388,7 @@ class ChaosConfig:
         return url_outage(self.outage_url) if self.outage_url else None
 
     def monkeys(self) -> list[Monkey]:
-        return [make(self) for make in self.monkey_factories]
+        return list(self.members)
 
     def army(self, target: Target, audit: AuditLog | None = None) -> SimianArmy:
         """The configured army against `target` (audit defaults to `audit_db`)."""
@@ -239,265 +438,107 @@ def load_config(path: str | Path) -> ChaosConfig:
         raise ChaosConfigError(f"{path}: {exc}") from None
 
 
-_TOP = ("state_dir", "audit_db", "leashed", "interval", "speed", "start", "seed", "schedule", "limits",
-        "outage", "target", "instances", "apps", "monkeys")  # fmt: skip
-_SCHEDULE = ("always", "start", "end", "weekdays", "timezone", "holidays")
-_LIMITS = ("window", "max_instances", "max_zones", "max_regions", "max_share")
-_MONKEYS = ("chaos", "latency", "gorilla", "kong", "conformity")
-
-
 def parse_config(raw: Mapping[str, Any], base: Path = Path("."), path: Path | None = None) -> ChaosConfig:
     """Validate an already-parsed config mapping (relative paths resolve against `base`)."""
-    top = _Table(dict(raw), "", _TOP)
-    state_dir = base / (top.text("state_dir", "chaos-state") or "chaos-state")
-    audit_name = top.text("audit_db")
-    audit_db = base / audit_name if audit_name else state_dir / "audit.db"
-    start = top.get("start")
-    if start is not None:
-        if isinstance(start, str):
-            try:
-                start = datetime.fromisoformat(start)
-            except ValueError:
-                raise ChaosConfigError(f"start must be an ISO date-time with offset; got {start!r}") from None
-        if not isinstance(start, datetime) or start.tzinfo is None:
-            raise ChaosConfigError(
-                f"start must be a date-time with a UTC offset, e.g. 2026-11-23T09:00:00Z; got {start!r}"
-            )
-    outage = top.table("outage", ("url",))
-    target = top.table("target", ("kind", "namespace", "selector", "kubeconfig", "context")) or _Table(
-        {}, "target", ()
-    )
-    kind = target.text("kind", "processes", TARGET_KINDS) or "processes"
-    options = {k: str(v) for k, v in target.data.items() if k != "kind"}
-    if kind == "processes" and options:
-        raise ChaosConfigError(f'target.{sorted(options)[0]} only applies to kind = "kubernetes"')
-
-    apps_raw = top.get("apps", {})
-    if not isinstance(apps_raw, dict):
-        raise ChaosConfigError("apps must be a table of [apps.NAME] tables")
-    owners: dict[str, str] = {}
-    app_settings: dict[str, AppSettings] = {}
-    chaos_table = top.table("monkeys", _MONKEYS)
-    chaos_fields = ("grouping", "mean_time_between_kills", "min_time_between_kills", "schedule", "limits")
-    chaos_defaults = chaos_table.table("chaos", chaos_fields) if chaos_table else None
-    for app, body in apps_raw.items():
-        name = f"apps.{app}"
-        if isinstance(body, dict):
-            for key in body:
-                if key in _OPT_OUTS:
-                    raise ChaosConfigError(
-                        f"{name}.{key}: apps cannot opt out of chaos; they may shape it with grouping, "
-                        "mean_time_between_kills, min_time_between_kills and schedule"
-                    )
-        t = _Table(
-            body, name, ("owner", "grouping", "mean_time_between_kills", "min_time_between_kills", "schedule")
-        )
-        owner = t.text("owner")
-        if owner:
-            owners[app] = owner
-        if any(
-            k in t.data for k in ("grouping", "mean_time_between_kills", "min_time_between_kills", "schedule")
-        ):
-            d = chaos_defaults or _Table({}, "monkeys.chaos", ())
-            app_settings[app] = AppSettings(
-                grouping=t.text("grouping", d.text("grouping", "app"), GROUPINGS) or "app",
-                mean_time_between_kills=t.duration(
-                    "mean_time_between_kills", d.get("mean_time_between_kills", "2d"), allow_none=True
-                ),
-                min_time_between_kills=t.duration(
-                    "min_time_between_kills", d.get("min_time_between_kills", "1h")
-                )
-                or 0.0,
-                schedule=_schedule(t.table("schedule", _SCHEDULE)),
-            )
-
-    instances = [_instance(i, item) for i, item in enumerate(_list(top.get("instances", []), "instances"))]
+    top = _table(dict(raw), "", _TOP)
+    state_dir = base / top.get("state_dir", "chaos-state")
+    target = top.get("target", {})
+    kind = target.pop("kind", "processes")
+    if kind == "processes" and target:
+        raise ChaosConfigError(f'target.{sorted(target)[0]} only applies to kind = "kubernetes"')
+    instances = top.get("instances", [])
     if kind == "kubernetes" and instances:
         raise ChaosConfigError('instances only apply to target kind = "processes"')
-
-    factories: list[Callable[[ChaosConfig], Monkey]] = []
-    webhook = None
-    if chaos_table is not None:
-        if chaos_defaults is not None:
-            factories.append(_chaos_monkey(chaos_defaults, app_settings))
-        lat = chaos_table.table("latency", ("delay", "kind", "rate", "dependencies", "apps", "duration",
-                                            "mean_time_between", "in_process", "schedule"))  # fmt: skip
-        if lat is not None:
-            factories.append(_latency_monkey(lat))
-        for key, cls, where in (("gorilla", ChaosGorilla, "zone"), ("kong", ChaosKong, "region")):
-            o = chaos_table.table(key, (where, "mean_time_between", "min_time_between", "schedule", "limits"))
-            if o is not None:
-                factories.append(_outage_monkey(o, cls, where))
-        conf = chaos_table.table("conformity", ("rules", "min_zones", "every", "webhook", "schedule"))
-        if conf is not None:
-            webhook = conf.text("webhook")
-            if webhook and not webhook.startswith(("http://", "https://")):
-                raise ChaosConfigError(f"monkeys.conformity.webhook must be an http(s) URL; got {webhook!r}")
-            factories.append(_conformity_monkey(conf))
-
-    url = outage.text("url") if outage else None
-    if url and not url.startswith(("http://", "https://")):
-        raise ChaosConfigError(f"outage.url must be an http(s) URL; got {url!r}")
+    limits = _blast_radius(top.get("limits"), "limits", BlastRadius())
+    apps = top.get("apps", {})
+    owners = {app: given.pop("owner") for app, given in apps.items() if "owner" in given}
+    monkeys = top.get("monkeys", {})
+    webhook = monkeys.get("conformity", {}).get("webhook")
+    shape = monkeys.get("chaos", {})
+    defaults = _app_settings(shape, "monkeys.chaos", AppSettings())
+    app_settings = {
+        app: _app_settings(given, f"apps.{app}", defaults) for app, given in apps.items() if given
+    }
     return ChaosConfig(
         path=path or base / "chaos.toml",
         state_dir=state_dir,
-        audit_db=audit_db,
-        leashed=top.flag("leashed", False),
-        interval=top.duration("interval", 1.0) or 1.0,
-        speed=top.number("speed", 1.0, 0.001, 100_000) or 1.0,
-        start=start,
-        seed=top.integer("seed", None, 0, 2**63 - 1),
-        schedule=_schedule(top.table("schedule", _SCHEDULE)) or Schedule(),
-        limits=_limits(top.table("limits", _LIMITS)) or BlastRadius(),
-        outage_url=url,
+        audit_db=base / top["audit_db"] if "audit_db" in top else state_dir / "audit.db",
+        leashed=top.get("leashed", False),
+        interval=top.get("interval", 1.0),
+        speed=top.get("speed", 1.0),
+        start=top.get("start"),
+        seed=top.get("seed"),
+        schedule=top.get("schedule", Schedule()),
+        limits=limits,
+        outage_url=top.get("outage", {}).get("url"),
         target_kind=kind,
-        target_options=options,
+        target_options=target,
         instances=instances,
         owners=owners,
         app_settings=app_settings,
-        monkey_factories=factories,
+        members=_monkeys(monkeys, limits, defaults, app_settings, state_dir, owners),
         webhook=webhook,
     )
 
 
-def _list(value: object, name: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ChaosConfigError(f"{name} must be an array of tables ([[{name}]])")
-    return value
-
-
-def _schedule(t: _Table | None) -> Schedule | None:
-    if t is None:
-        return None
-    if t.flag("always", False):
-        if len(t.data) > 1:
-            raise ChaosConfigError(f"{t.name}.always = true cannot be combined with other schedule fields")
-        return Schedule.always()
-    return Schedule.parse(
-        start=t.text("start", "09:00") or "09:00",
-        end=t.text("end", "15:00") or "15:00",
-        weekdays=t.strings("weekdays", WEEKDAYS[:5]),
-        timezone=t.text("timezone", "UTC") or "UTC",
-        holidays=[str(d) for d in t.get("holidays", [])],
-        field_prefix=t.name,
-    )
-
-
-def _limit(t: _Table, key: str, default: int | None) -> int | None:
-    value = t.get(key, default)
-    if value == "none":
-        return None
-    return t.integer(key, default, 0, 1_000_000) if value is not None else None
-
-
-def _limits(t: _Table | None, base: BlastRadius | None = None) -> BlastRadius | None:
-    if t is None:
-        return None
-    b = base or BlastRadius()
-    share = t.get("max_share", b.max_share)
+def _blast_radius(given: dict[str, Any] | None, name: str, base: BlastRadius) -> BlastRadius:
+    if given is None:
+        return base
     try:
-        return BlastRadius(
-            window=t.duration("window", b.window) or b.window,
-            max_instances=_limit(t, "max_instances", b.max_instances),
-            max_zones=_limit(t, "max_zones", b.max_zones),
-            max_regions=_limit(t, "max_regions", b.max_regions),
-            max_share=None if share == "none" else share,
-        )
+        return replace(base, **given)  # BlastRadius validates; keys not given keep `base`'s values
     except ChaosConfigError as exc:  # name the table it came from (limits, monkeys.kong.limits, ...)
-        raise ChaosConfigError(str(exc).replace("limits.", f"{t.name}.", 1)) from None
+        raise ChaosConfigError(str(exc).replace("limits.", f"{name}.", 1)) from None
 
 
-def _instance(i: int, item: object) -> InstanceSpec:
-    t = _Table(item, f"instances[{i}]", ("app", "region", "zone", "argv", "env", "cwd", "port", "health_url",
-                                           "restart_after", "owner", "count"))  # fmt: skip
-    app = t.text("app")
-    if not app:
-        raise ChaosConfigError(f"instances[{i}].app is required")
-    argv = t.strings("argv", [])
-    if not argv:
-        raise ChaosConfigError(f"instances[{i}].argv must be a non-empty list of strings")
-    argv = [sys.executable if a == "{python}" else a for a in argv]
-    env = t.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise ChaosConfigError(f"instances[{i}].env must be a table of strings")
-    return InstanceSpec(
-        app=app,
-        region=t.text("region", "local") or "local",
-        zone=t.text("zone", "local-a") or "local-a",
-        argv=tuple(argv),
-        env=dict(env),
-        cwd=t.text("cwd"),
-        port=t.integer("port", None, 0, 65535),
-        health_url=t.text("health_url"),
-        restart_after=t.duration("restart_after", None, allow_none=True),
-        owner=t.text("owner"),
-        count=t.integer("count", 1, 1, 100) or 1,
-    )
+def _app_settings(given: dict[str, Any], name: str, base: AppSettings) -> AppSettings:
+    shape = {k: v for k, v in given.items() if k in _SHAPE}
+    try:
+        return replace(base, **shape)  # AppSettings validates; keys not given keep `base`'s values
+    except ChaosConfigError as exc:
+        raise ChaosConfigError(f"{name}: {exc}") from None
 
 
-def _chaos_monkey(t: _Table, apps: dict[str, AppSettings]) -> Callable[[ChaosConfig], Monkey]:
-    grouping = t.text("grouping", "app", GROUPINGS) or "app"
-    mean = t.duration("mean_time_between_kills", "2d", allow_none=True)
-    gap = t.duration("min_time_between_kills", "1h") or 0.0
-    schedule = _schedule(t.table("schedule", _SCHEDULE))
-    limits = _limits(t.table("limits", _LIMITS))
-    ChaosMonkey(grouping=grouping, mean_time_between_kills=mean, min_time_between_kills=gap)  # validate now
-    return lambda cfg: ChaosMonkey(
-        grouping=grouping,
-        mean_time_between_kills=mean,
-        min_time_between_kills=gap,
-        apps=apps,
-        schedule=schedule,
-        limits=limits,
-    )
+def _monkeys(
+    tables: dict[str, dict[str, Any]],
+    limits: BlastRadius,
+    defaults: AppSettings,
+    apps: dict[str, AppSettings],
+    state_dir: Path,
+    owners: dict[str, str],
+) -> list[Monkey]:
+    """The configured monkeys, in a fixed order; their own limits inherit from the army's."""
+
+    def own_limits(key: str) -> BlastRadius | None:
+        given = tables[key].pop("limits", None)
+        return None if given is None else _blast_radius(given, f"monkeys.{key}.limits", limits)
+
+    out: list[Monkey] = []
+    if "chaos" in tables:
+        out.append(ChaosMonkey.from_settings(defaults, apps=apps, limits=own_limits("chaos")))
+    if "latency" in tables:
+        out.append(LatencyMonkey(board=_board(state_dir), **tables["latency"]))
+    for key, cls in (("gorilla", ChaosGorilla), ("kong", ChaosKong)):
+        if key in tables:
+            mine = own_limits(key)
+            given: dict[str, Any] = dict(tables[key])
+            if mine is not None:  # else the monkey's own defaults, still inside the army's limits
+                given["limits"] = mine
+            out.append(cls(**given))
+    if "conformity" in tables:
+        c = dict(tables["conformity"])
+        zones = c.pop("min_zones", 2)
+        rules = [_RULES[n](zones) for n in c.pop("rules", list(_RULES))]
+        notifier = _notifier(c.pop("webhook", None))
+        out.append(ConformityMonkey(rules, notifier=notifier, owners=owners, **c))
+    return out
 
 
-def _latency_monkey(t: _Table) -> Callable[[ChaosConfig], Monkey]:
-    kwargs: dict[str, Any] = {
-        "delay": t.duration("delay", 0.5),
-        "kind": t.text("kind", "delay", ("delay", "error", "timeout", "reject")),
-        "rate": t.number("rate", 1.0, 0.000001, 1.0),
-        "dependencies": t.strings("dependencies", ["*"]),
-        "apps": t.strings("apps", ["*"]),
-        "duration": t.duration("duration", "10m"),
-        "mean_time_between": t.duration("mean_time_between", "1d", allow_none=True),
-        "in_process": t.flag("in_process", False),
-        "schedule": _schedule(t.table("schedule", _SCHEDULE)),
-    }
-    LatencyMonkey(**kwargs)  # validate now, not on the first run
-    return lambda cfg: LatencyMonkey(board=cfg.board, **kwargs)
+def _board(state_dir: Path) -> FaultBoard:
+    return FaultBoard(state_dir / "faults.json")
 
 
-def _outage_monkey(
-    t: _Table, cls: type[ChaosGorilla] | type[ChaosKong], where: str
-) -> Callable[[ChaosConfig], Monkey]:
-    place = t.text(where)
-    mean = t.duration("mean_time_between", "7d" if cls is ChaosGorilla else "30d", allow_none=True)
-    gap = t.duration("min_time_between", "1d" if cls is ChaosGorilla else "7d") or 0.0
-    schedule = _schedule(t.table("schedule", _SCHEDULE))
-    default_limits = cls().limits
-    limits = _limits(t.table("limits", _LIMITS), default_limits) or default_limits
-
-    def make(cfg: ChaosConfig) -> Monkey:
-        return cls(place, mean_time_between=mean, min_time_between=gap, schedule=schedule, limits=limits)
-
-    return make
-
-
-def _conformity_monkey(t: _Table) -> Callable[[ChaosConfig], Monkey]:
-    names = t.strings("rules", list(RULES))
-    for n in names:
-        if n not in RULES:
-            raise ChaosConfigError(f"{t.path('rules')} entries must be one of {', '.join(RULES)}; got {n!r}")
-    min_zones = t.integer("min_zones", 2, 1, 100) or 2
-    every = t.duration("every", "1d") or 86400.0
-    schedule = _schedule(t.table("schedule", _SCHEDULE))
-    table: dict[str, Rule] = {"has_fallback": has_fallback, "runs_in_zones": runs_in_zones(min_zones),
-                              "has_owner": has_owner}  # fmt: skip
-    rules = [table[n] for n in names]
-    return lambda cfg: ConformityMonkey(
-        rules, notifier=cfg.notifier, owners=cfg.owners, every=every, schedule=schedule
-    )
+def _notifier(webhook: str | None) -> Notifier:
+    return WebhookNotifier(webhook) if webhook else LogNotifier()
 
 
 __all__ = ["ChaosConfig", "InstanceSpec", "load_config", "parse_config", "parse_duration"]

@@ -13,6 +13,9 @@ from pathlib import Path
 from ._errors import ChaosConfigError
 from .fleet import Fleet, Member
 
+#: how much of the kill-switch file is read as its reason
+_REASON_BYTES = 1024
+
 #: returns True while the system is already unhealthy; chaos pauses then
 OutageCheck = Callable[[], bool]
 
@@ -31,7 +34,8 @@ class Casualty:
 class BlastRadius:
     """How much one window of chaos may take down. None disables a limit.
 
-    - `max_instances`: instances terminated per `window` (all monkeys together)
+    - `max_instances`: kills per `window` (all monkeys together; the same instance killed twice counts
+      twice)
     - `max_zones` / `max_regions`: distinct zones / regions touched per window
     - `max_share`: share of an app's alive instances taken down per window (0 < share <= 1)
 
@@ -59,13 +63,15 @@ class BlastRadius:
         return cls(window=window, max_instances=None, max_zones=None, max_regions=None, max_share=None)
 
     def refusal(self, planned: Sequence[Member], recent: Sequence[Casualty], alive: Fleet) -> str | None:
-        """None if `planned` fits inside the cap given what was `recent`ly killed, else why not."""
-        before = {c.id for c in recent}
-        fresh = [p for p in planned if p.id not in before]
-        everyone = [*recent, *(Casualty(p.id, p.app, p.region, p.zone) for p in fresh)]
+        """None if `planned` fits inside the cap given what was `recent`ly killed, else why not.
+
+        Kills are counted, not distinct instances: an instance killed, replaced under the same id and
+        killed again counts twice.
+        """
+        everyone = [*recent, *(Casualty(p.id, p.app, p.region, p.zone) for p in planned)]
         if self.max_instances is not None and len(everyone) > self.max_instances:
             return (
-                f"blast radius: {len(recent)} killed in the last {self.window:g}s + {len(fresh)} planned "
+                f"blast radius: {len(recent)} killed in the last {self.window:g}s + {len(planned)} planned "
                 f"> max_instances {self.max_instances}"
             )
         zones = {c.zone for c in everyone}
@@ -75,7 +81,7 @@ class BlastRadius:
         if self.max_regions is not None and len(regions) > self.max_regions:
             return f"blast radius: regions {sorted(regions)} > max_regions {self.max_regions}"
         if self.max_share is not None:
-            for app in sorted({p.app for p in fresh}):
+            for app in sorted({p.app for p in planned}):
                 taken = sum(1 for c in everyone if c.app == app)
                 size = max(len(alive.select(app=app)), 1)
                 if taken / size > self.max_share + 1e-9:
@@ -102,11 +108,16 @@ class KillSwitch:
         return self._flag.is_set() or (self.path is not None and self.path.exists())
 
     def engage(self, reason: str = "") -> None:
-        """Turn chaos off (writes the file when there is one)."""
+        """Turn chaos off (writes the file when there is one).
+
+        The file existing is the switch; its text is only the reason. So an `OSError` raised while
+        writing the reason (a full disk) can leave the switch on: check `engaged`.
+        """
         self._flag.set()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(reason or "engaged\n")
+            with self.path.open("w") as f:
+                f.write(reason or "engaged\n")
 
     def release(self) -> None:
         """Let chaos run again."""
@@ -117,9 +128,11 @@ class KillSwitch:
     def reason(self) -> str:
         if self.path is not None and self.path.exists():
             try:
-                return self.path.read_text().strip() or "engaged"
+                with self.path.open("rb") as f:  # bounded: anyone may have written anything there
+                    text = f.read(_REASON_BYTES).decode(errors="replace").strip("\x00 \n\t")
             except OSError:
                 return "engaged"
+            return text or "engaged"
         return "engaged" if self._flag.is_set() else ""
 
     def __repr__(self) -> str:

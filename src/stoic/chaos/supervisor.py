@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import queue
@@ -15,7 +16,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from ._listeners import Listeners
-from ._spawn import free_port, http_ok, port_open, signal_group, spawn
+from ._spawn import Watchdog, free_port, http_ok, port_open, signal_group, spawn
 from .fleet import Fleet
 from .instance import LIVE_STATUSES, Instance
 
@@ -30,9 +31,11 @@ Listener = Callable[[str, Instance], None]
 class Supervisor:
     """Starts local processes, watches them, replaces the dead ones, and stops them all at the end.
 
-    Every child runs in its own process group (a kill reaches its whole tree) and, on Linux, is
-    SIGKILLed by the kernel if the supervising process dies. Children are spawned from one long-lived
-    thread because Linux ties that death signal to the spawning *thread*.
+    Every child runs in its own process group, and every signal goes to the whole group, also after
+    the child itself has exited: nothing it started outlives it. On Linux the kernel SIGKILLs a child
+    if the supervising process dies; children are spawned from one long-lived thread, which lives
+    until `close()` has stopped them all, because Linux ties that death signal to the spawning
+    *thread*. A small watchdog process then kills the rest of each group (see `_watchdog`).
 
     Use it as a context manager, or call `close()`.
     """
@@ -58,7 +61,9 @@ class Supervisor:
         self._due: dict[str, float] = {}  # instance id -> monotonic time of its replacement
         self._listeners: Listeners[Listener] = Listeners()
         self._requests: queue.Queue[tuple[Instance, Future[None]]] = queue.Queue()
-        self._closed = threading.Event()
+        self._closed = threading.Event()  # no more starts or replacements
+        self._retire = threading.Event()  # the keeper may end: every child has been stopped
+        self._watchdog: Watchdog | None = None
         self._keeper = threading.Thread(target=self._keep, name="stoic-supervisor", daemon=True)
         self._keeper.start()
         atexit.register(self.close)
@@ -237,7 +242,10 @@ class Supervisor:
         _terminate([p for _, p in running], timeout)
         for inst, proc in running:
             self._exited(inst, proc)
+        self._retire.set()  # only now: the keeper's end would SIGKILL children it spawned
         self._keeper.join(timeout=2)
+        if self._watchdog is not None:
+            self._watchdog.close()
         atexit.unregister(self.close)
 
     @property
@@ -275,7 +283,10 @@ class Supervisor:
         env.update(STOIC_INSTANCE=inst.id, STOIC_APP=inst.app, STOIC_REGION=inst.region, STOIC_ZONE=inst.zone)
         if inst.port is not None:
             env["STOIC_PORT"] = str(inst.port)
+        if self._watchdog is None:
+            self._watchdog = Watchdog()
         proc = spawn(inst.argv, env, inst.cwd, self.log_path(inst))
+        self._watchdog.watch(proc.pid)
         with self._lock:
             inst._process = proc
             inst.pid = proc.pid
@@ -319,10 +330,14 @@ class Supervisor:
             inst.status = "stopped" if deliberate else "dead"
             if not deliberate and inst.restart_after is not None:
                 self._due[inst.id] = time.monotonic() + inst.restart_after
+        # whatever the child started goes with it (a replacement starts a fresh group)
+        signal_group(proc, signal.SIGKILL)
+        if self._watchdog is not None:
+            self._watchdog.forget(proc.pid)
         self._emit("stopped" if deliberate else "died", inst)
 
     def _keep(self) -> None:
-        while not self._closed.is_set():
+        while not self._retire.is_set():
             try:
                 inst, done = self._requests.get(timeout=self._poll)
             except queue.Empty:
@@ -388,16 +403,16 @@ def _fill(text: str, subst: Mapping[str, str]) -> str:
 
 
 def _terminate(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
-    """SIGTERM every group, wait up to `timeout` in total, SIGKILL what is left."""
+    """SIGTERM every group, wait up to `timeout` in total for the children, then SIGKILL each group:
+    the children still running and whatever a child that did exit left behind."""
     for p in procs:
         signal_group(p, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for p in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            signal_group(p, signal.SIGKILL)
-            p.wait(timeout=10)
+        signal_group(p, signal.SIGKILL)
+        p.wait(timeout=10)
 
 
 __all__ = ["EVENTS", "LIVE_STATUSES", "Listener", "Supervisor"]
