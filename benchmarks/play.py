@@ -197,7 +197,8 @@ def main() -> int:
             f"{args.viewers} devices, {args.seconds:g}s per run",
             flush=True,
         )
-        codec = HeaderCodec(platform.fit_secret, ttl=3600.0)
+        # for the edges only: they guard the personalisation call, and no other process has to honour it
+        codec = HeaderCodec(platform.fit_secret, ttl=3600.0, audience="edge")
         fit40 = {codec.header: codec.sign([Scenario("recs-40", "personalisation", "error", percent=40)])}
 
         asyncio.run(load(platform, "warm-up", 2.0, args.viewers, {}))  # connections, cache snapshots

@@ -38,9 +38,12 @@ def ok_play(
     return answer
 
 
-def fit_header(platform: Platform, *scenarios: Scenario) -> dict[str, str]:
+def fit_header(
+    platform: Platform, *scenarios: Scenario, audience: str | list[str] = "edge"
+) -> dict[str, str]:
+    """A signed FIT header; by default for the edge only, where a play's calls are guarded."""
     codec = HeaderCodec(platform.fit_secret)
-    return {codec.header: codec.sign(list(scenarios))}
+    return {codec.header: codec.sign(list(scenarios), audience=audience)}
 
 
 def until(check: Any, timeout: float = 5.0) -> Any:
@@ -116,10 +119,49 @@ def test_fit_fails_personalisation_for_that_play_only_and_the_snapshot_answers(p
     assert ok_play(platform, "eu-west-1b", user)["sources"]["personalisation"] == "primary"
     forged = {
         HeaderCodec("some other secret, 16+ bytes").header: HeaderCodec("some other secret, 16+ bytes").sign(
-            [Scenario("x", "personalisation")]
+            [Scenario("x", "personalisation")], audience="edge"
         )
     }
     assert ok_play(platform, "eu-west-1b", user, forged)["sources"]["personalisation"] == "primary"
+
+
+def test_a_fit_header_counts_only_in_the_services_its_audience_names(platform: Platform) -> None:
+    no_recs = Scenario("no-recs", "personalisation", "error")
+    codec = HeaderCodec(platform.fit_secret)
+    unaddressed = {codec.header: codec.sign([no_recs])}
+    # personalisation is guarded in the edge: a header for other processes, or for none, changes nothing
+    for headers in (fit_header(platform, no_recs, audience=["account", "play*"]), unaddressed):
+        assert ok_play(platform, "us-east-1b", 205, headers)["sources"]["personalisation"] == "primary"
+    # steering is guarded in playback, behind the edge: the forwarded plan keeps the audience it came with
+    no_steering = Scenario("no-steering", "steering", "error")
+    answer = ok_play(platform, "us-east-1b", 205, fit_header(platform, no_steering))
+    assert answer["sources"]["steering"] == "primary"
+    answer = ok_play(
+        platform, "us-east-1b", 205, fit_header(platform, no_steering, audience=["edge", "playback"])
+    )
+    assert answer["sources"]["steering"] == "default-cdn"
+
+
+def test_the_drills_fit_header_reaches_the_services_behind_the_edge(
+    platform: Platform, board: FaultBoard, tmp_path: Path
+) -> None:
+    from stoic.chaos import AuditLog
+    from stoic.demo import Drill, Strike
+
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    drill = Drill(
+        platform, [Strike("fit", 0.0, "steering", length=0.9)], duration=30.0, audit=audit, board=board
+    )
+    try:
+        drill.start()
+        assert until(lambda: drill.fit_headers("p-drill"))
+        answer = ok_play(platform, "eu-west-1b", 206, drill.fit_headers("p-drill"))
+    finally:
+        drill.stop()
+        audit.close()
+    assert [e.outcome for e in drill.events] == ["injected"]
+    assert answer["sources"]["steering"] == "default-cdn"
+    assert ok_play(platform, "eu-west-1b", 206)["sources"]["steering"] == "primary"
 
 
 def test_latency_from_the_fault_board_trips_the_timeout_and_assume_active_answers(

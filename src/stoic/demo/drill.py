@@ -31,10 +31,13 @@ from stoic.chaos.fleet import Fleet, Member
 from stoic.fit import HeaderCodec, Scenario
 
 from .platform import Platform
-from .topology import CACHE_APP
+from .topology import CACHE_APP, PROCESSES
 
 KINDS = ("chaos-monkey", "latency-monkey", "chaos-gorilla", "chaos-kong", "fit")
 KILL_APPS = ("account", "discovery", "playback", "edge")
+#: the processes a FIT header may reach: the edge a play arrives at and the service processes it
+#: calls (a strike may target any dependency on the play path, wherever it is guarded)
+FIT_AUDIENCE: tuple[str, ...] = tuple(PROCESSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,10 @@ class Drill:
         self.on_event = on_event
         self.events: list[ChaosEvent] = []
         self.codec = HeaderCodec(
-            platform.fit_secret, ttl=max(duration, 60.0), max_ttl=max(duration * 2, 3600.0)
+            platform.fit_secret,
+            ttl=max(duration, 60.0),
+            max_ttl=max(duration * 2, 3600.0),
+            audience=FIT_AUDIENCE,
         )
         self._scenarios: list[tuple[float, Scenario]] = []  # (ends at, scenario) of FIT strikes
         self._header: tuple[tuple[str, ...], str] = ((), "")  # the signed header for the active ones
@@ -217,14 +223,20 @@ class Drill:
 
     # -- strikes -----------------------------------------------------------------------------------
 
-    def _army(self, monkey: Any, keep: Callable[[Member], bool] = lambda m: True) -> SimianArmy:
+    def _army(
+        self,
+        monkey: Any,
+        keep: Callable[[Member], bool] = lambda m: True,
+        limits: BlastRadius | None = None,
+    ) -> SimianArmy:
+        # the army's limits bound its monkeys: a zone or region strike brings its own, wider ones
         target = _Narrowed(ProcessTarget(self.platform.supervisor), keep)
         return SimianArmy(
             target,
             [monkey],
             audit=self.audit,
             schedule=Schedule.always(),
-            limits=BlastRadius(window=1.0, max_instances=1),
+            limits=limits if limits is not None else BlastRadius(window=1.0, max_instances=1),
             kill_switch=self.kill_switch,
             seed=self.seed,
         )
@@ -292,24 +304,14 @@ class Drill:
             army = self._army(monkey, lambda m: m.app == strike.target)
             what = f"Chaos Monkey kills one {strike.target} instance"
         elif strike.kind == "chaos-gorilla":
-            monkey = ChaosGorilla(
-                strike.target,
-                mean_time_between=None,
-                min_time_between=0.0,
-                limits=BlastRadius(window=1.0, max_instances=None, max_zones=1, max_regions=1, max_share=0.5),
-            )
-            army = self._army(monkey)
+            limits = BlastRadius(window=1.0, max_instances=None, max_zones=1, max_regions=1, max_share=0.5)
+            monkey = ChaosGorilla(strike.target, mean_time_between=None, min_time_between=0.0, limits=limits)
+            army = self._army(monkey, limits=limits)
             what = f"Chaos Gorilla takes down zone {strike.target}"
         else:
-            monkey = ChaosKong(
-                strike.target,
-                mean_time_between=None,
-                min_time_between=0.0,
-                limits=BlastRadius(
-                    window=1.0, max_instances=None, max_zones=None, max_regions=1, max_share=0.5
-                ),
-            )
-            army = self._army(monkey)
+            limits = BlastRadius(window=1.0, max_instances=None, max_zones=None, max_regions=1, max_share=0.5)
+            monkey = ChaosKong(strike.target, mean_time_between=None, min_time_between=0.0, limits=limits)
+            army = self._army(monkey, limits=limits)
             what = f"Chaos Kong takes down region {strike.target}"
         report = army.run_once()
         killed = [e for e in report.entries if e.outcome == "terminated"]

@@ -31,22 +31,30 @@ from .services import ROUTES, ServiceContext
 from .topology import CACHE_APP, OCA_APP, PROCESSES, Topology
 
 
-def _fit(app: ASGIApp, topology: Topology) -> ASGIApp:
-    """Bind each request's failure plan from its signed FIT header (when FIT is on)."""
+def _fit(app: ASGIApp, topology: Topology, service: str) -> ASGIApp:
+    """Bind each request's failure plan from its signed FIT header (when FIT is on).
+
+    `service` is this process's app name (``edge``, ``playback``, ...): a header is honoured only when
+    its audience names it.
+    """
     if not topology.fit_secret:
         return app
     from stoic.fit import FitMiddleware, HeaderCodec
 
-    return FitMiddleware(app, HeaderCodec(topology.fit_secret))
+    return FitMiddleware(app, HeaderCodec(topology.fit_secret), service=service)
 
 
 def _hooks(topology: Topology) -> dict[str, Any]:
-    """httpx hooks that carry the request's failure plan to the services it calls."""
+    """httpx hooks that carry the request's failure plan to the services it calls.
+
+    Every process listens on loopback, where the plan is forwarded by default. A forwarded header keeps
+    the audience it arrived with; a plan that starts in this process reaches the platform's processes.
+    """
     if not topology.fit_secret:
         return {}
     from stoic.fit import HeaderCodec, forward_hooks
 
-    return forward_hooks(HeaderCodec(topology.fit_secret), asynchronous=True, hosts=["127.0.0.1"])
+    return forward_hooks(HeaderCodec(topology.fit_secret, audience=list(PROCESSES)), asynchronous=True)
 
 
 def _store(topology: Topology, zone: str) -> Store:
@@ -107,7 +115,7 @@ def create_app(topology: Topology, app: str, zone: str) -> ASGIApp:
             drain.cancel()
         await client.aclose()
 
-    return _fit(Starlette(routes=routes, lifespan=lifespan), topology)
+    return _fit(Starlette(routes=routes, lifespan=lifespan), topology, app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
