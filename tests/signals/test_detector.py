@@ -1,17 +1,32 @@
-"""Forecasts and the drop detector on generated series with known injected anomalies."""
+"""The anomaly detector on generated series whose anomalies are known, and at its edges."""
 
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stoic.signals import DailyPattern, DropDetector, Holt, HoltWinters
+from stoic.signals import DailyPattern, Detection, Detector, Holt, HoltWinters
 from stoic.signals.simulate import Anomaly, generate
 
-DAY = 1440  # minutely buckets
+T0 = 1_767_571_200.0  # Monday 2026-01-05 00:00 UTC
+MINUTE = 60.0
+DAY = 1440  # minutely points
 
 
+def _run(values: list[float | None], interval: float = MINUTE, **kw: object) -> list[Detection]:
+    det = Detector(interval, **kw)  # type: ignore[arg-type]
+    return [det.step(v, T0 + interval * i) for i, v in enumerate(values)]
+
+
+def _starts(detections: list[Detection]) -> list[int]:
+    return [i for i, d in enumerate(detections) if d.started]
+
+
+# ---- forecasts (still public) ----------------------------------------------------------------
 def test_holt_follows_a_linear_trend() -> None:
     holt = Holt(alpha=0.5, beta=0.3)
     for i in range(200):
@@ -29,93 +44,225 @@ def test_holt_winters_learns_a_daily_shape() -> None:
             if day >= 3 and predicted is not None:
                 errors.append(abs(predicted - shape[i]))
             hw.update(shape[i])
-    assert hw.ready
-    assert max(errors) < 3.0  # within 3 % of the peak-to-trough swing of 100
-
-
-def test_daily_pattern_uses_holt_until_a_season_is_seen() -> None:
+    assert max(errors) < 3.0
     model = DailyPattern(season=10)
     assert model.predict() is None
-    for _ in range(5):
-        model.update(7.0)
-    assert model.predict() == pytest.approx(7.0)
-    assert not model.seasonal.ready
-    for _ in range(5):
-        model.update(7.0)
-    assert model.seasonal.ready
 
 
-def _episodes(values: list[float], **kw: float) -> list[int]:
-    det = DropDetector(season=DAY, min_change=0.1, **kw)  # type: ignore[arg-type]
-    return [i for i, v in enumerate(values) if det.step(v, float(i)).started]
-
-
-def test_finds_injected_drops_of_every_shape() -> None:
+# ---- what it finds and what it leaves alone ------------------------------------------------------
+def test_finds_injected_drops_of_every_shape_and_little_else() -> None:
     anomalies = [
-        Anomaly("sharp_drop", 2 * DAY + 15 * 60, 2 * DAY + 15 * 60 + 20, 0.4),
-        Anomaly("night_outage", 3 * DAY + 3 * 60, 3 * DAY + 3 * 60 + 25, 0.95),
-        Anomaly("slow_decline", 4 * DAY + 11 * 60, 4 * DAY + 13 * 60, 0.6),
+        Anomaly("sharp_drop", 3 * DAY + 15 * 60, 3 * DAY + 15 * 60 + 20, 0.4),
+        Anomaly("night_outage", 4 * DAY + 3 * 60, 4 * DAY + 3 * 60 + 25, 0.95),
+        Anomaly("slow_decline", 5 * DAY + 11 * 60, 5 * DAY + 13 * 60, 0.6),
     ]
-    series = generate(5, peak=60.0, seed=3, anomalies=anomalies)
-    starts = _episodes(series.values)
+    series = generate(7, peak=60.0, seed=3, anomalies=anomalies, start=T0)
+    starts = _starts(_run(series.values, direction="down", count=True))
     for a in anomalies:
         hits = [s for s in starts if a.start <= s < a.end]
-        assert hits, f"{a.shape} at bucket {a.start} was not found; alerts at {starts}"
+        assert hits, f"{a.shape} at {a.start} was not found; alerts at {starts}"
         if a.shape != "slow_decline":
-            assert hits[0] - a.start <= 3, f"{a.shape} found late: {hits[0] - a.start} buckets"
+            assert hits[0] - a.start <= 3, f"{a.shape} found {hits[0] - a.start} points late"
     outside = [s for s in starts if s >= DAY and not any(a.start <= s < a.end + 10 for a in anomalies)]
     assert len(outside) <= 1, f"false alerts at {outside}"
 
 
-def test_no_alert_in_quiet_hour_noise() -> None:
-    # a quiet region: ~0.2 starts/s at night, so a minute holds a dozen starts and noise is +-30 %
-    series = generate(4, peak=5.0, seed=5)
-    det = DropDetector(season=DAY, min_change=0.5)
-    alerts = [i for i, v in enumerate(series.values) if det.step(v, float(i)).started and i >= DAY]
+def test_quiet_hours_page_nobody() -> None:
+    # a quiet region: a dozen starts a minute at night, so the noise is +-30 %
+    series = generate(5, peak=5.0, seed=5, start=T0)
+    assert _starts(_run(series.values, direction="down", count=True))[DAY:] == []
+
+
+def test_a_noise_free_daily_sine_raises_nothing() -> None:
+    values: list[float | None] = [100 + 80 * math.sin(2 * math.pi * i / DAY) for i in range(6 * DAY)]
+    assert _starts(_run(values)) == []
+
+
+def test_a_daily_spike_repeated_for_four_seasons_stops_alerting() -> None:
+    rng = random.Random(4)
+    values: list[float | None] = [
+        rng.gauss(98, 1) if 120 <= i % DAY < 150 else rng.gauss(20, 2) for i in range(7 * DAY)
+    ]
+    starts = _starts(_run(values, direction="up"))
+    assert starts and starts[0] // DAY == 0  # new on the first night
+    assert [s for s in starts if s >= 4 * DAY] == []  # normal from the fifth night on
+
+
+def test_a_nightly_job_that_does_not_run_is_seen() -> None:
+    rng = random.Random(6)
+    values: list[float | None] = [
+        rng.gauss(98, 1) if 120 <= i % DAY < 150 and i // DAY != 6 else rng.gauss(20, 2)
+        for i in range(7 * DAY)
+    ]
+    starts = _starts(_run(values, direction="down"))
+    assert any(6 * DAY + 120 <= s < 6 * DAY + 150 for s in starts), starts
+
+
+def test_a_flat_series_with_one_step_alerts_once() -> None:
+    values: list[float | None] = [42.0] * 3000 + [50.0] * 3000
+    detections = _run(values)
+    assert _starts(detections) == [3000]
+    assert detections[3000].move == "up" and detections[3000].score > 0.9
+    assert sum(d.ended for d in detections) == 1
+
+
+def test_a_single_point_spike_alerts() -> None:
+    rng = random.Random(2)
+    values: list[float | None] = [rng.gauss(10, 1) for _ in range(3000)]
+    values[2000] = 30.0
+    assert _starts(_run(values)) == [2000]
+
+
+def test_a_slow_creep_alerts_once_it_is_clear() -> None:
+    # p95 latency creeping from 170 to 490 ms over 36 hours
+    rng = random.Random(1)
+    start = 3 * DAY
+    values: list[float | None] = [
+        rng.gauss(170 + 320 * min(max(i - start, 0), 2160) / 2160, 10) for i in range(6 * DAY)
+    ]
+    starts = _starts(_run(values, direction="up"))
+    assert starts and start < starts[0] < start + 8 * 60, starts
+    assert all(s > start for s in starts)
+
+
+def test_both_directions_alert_in_both() -> None:
+    rng = random.Random(8)
+    values: list[float | None] = [rng.gauss(100, 3) for _ in range(2000)]
+    values[1200:1230] = [60.0] * 30
+    values[1600:1630] = [140.0] * 30
+    both = _run(values, direction="both")
+    assert [(i // 10, both[i].move) for i in _starts(both)] == [(120, "down"), (160, "up")]
+    assert [i // 10 for i in _starts(_run(values, direction="down"))] == [120]
+    assert [i // 10 for i in _starts(_run(values, direction="up"))] == [160]
+
+
+def test_gaps_are_no_data_not_zero_and_slots_follow_time() -> None:
+    rng = random.Random(3)
+    values: list[float | None] = [
+        100 + 50 * math.sin(2 * math.pi * i / DAY) + rng.gauss(0, 2) for i in range(5 * DAY)
+    ]
+    for i in range(3 * DAY + 600, 3 * DAY + 700):  # a 100-minute hole in the pipeline
+        values[i] = None
+    detections = _run(values, direction="down")
+    assert _starts(detections) == []
+    assert detections[3 * DAY + 650].value is None and detections[3 * DAY + 650].score == 0.0
+    # irregular timestamps: the same series sampled every 1 to 3 minutes is still judged by time
+    det = Detector(MINUTE, direction="down")
+    t, alerts = T0, []
+    while t < T0 + 5 * DAY * MINUTE:
+        i = int((t - T0) // MINUTE)
+        value = 100 + 50 * math.sin(2 * math.pi * i / DAY) + rng.gauss(0, 2)
+        alerts += [t] if det.step(value, t).started else []
+        t += MINUTE * rng.choice((1, 2, 3))
     assert alerts == []
 
 
-def test_noise_floor_suppresses_a_small_absolute_drop_at_night() -> None:
-    # the same 60 % night dip is reported without a floor and suppressed with a floor above it
-    dip = [Anomaly("sharp_drop", 2 * DAY + 4 * 60, 2 * DAY + 4 * 60 + 20, 0.6)]
-    series = generate(3, peak=20.0, seed=9, anomalies=dip, jitter=0.0)
-    night_level = series.expected[dip[0].start]
-    no_floor = _episodes(series.values)
-    assert any(dip[0].start <= s < dip[0].end for s in no_floor)
-    det = DropDetector(season=DAY, min_change=night_level)  # drop is 0.6 x night level < floor
-    floored = [i for i, v in enumerate(series.values) if det.step(v, float(i)).started]
-    assert not any(dip[0].start <= s < dip[0].end for s in floored)
+def test_values_are_not_clamped_unless_they_are_counts() -> None:
+    rng = random.Random(5)
+    values: list[float | None] = [rng.gauss(-40.0, 1.0) for _ in range(1000)]  # a freezer, in Celsius
+    detections = _run(values)
+    assert detections[-1].expected is not None and detections[-1].expected < -35
+    assert detections[-1].lower is not None and detections[-1].lower < -40
+    with pytest.raises(ValueError, match=r"^value: a count cannot be negative, got -1.0$"):
+        Detector(count=True).step(-1.0, T0)
 
 
-def test_rising_error_rate_is_detected_in_direction_up() -> None:
-    det = DropDetector(season=60, direction="up", min_change=0.01, min_ratio=0.5, warmup=20)
-    values = [0.002 + 0.0005 * ((i * 7) % 5) for i in range(300)]
-    values[200:210] = [0.08] * 10
-    starts = [i for i, v in enumerate(values) if det.step(v, float(i)).started]
-    assert starts == [201]
-    ends = []
-    det2 = DropDetector(season=60, direction="up", min_change=0.01, min_ratio=0.5, warmup=20)
-    for i, v in enumerate(values):
-        if det2.step(v, float(i)).ended:
-            ends.append(i)
-    assert ends == [211]
+def test_one_absurd_sample_neither_blinds_nor_stretches_the_model() -> None:
+    rng = random.Random(9)
+    det = Detector(MINUTE, direction="down")
+    for i in range(2 * DAY):
+        det.step(rng.gauss(10, 1), T0 + MINUTE * i)
+    absurd = det.step(1e9, T0 + MINUTE * 2 * DAY)
+    assert absurd.score == 0.0  # it does not alert downwards, and it is not learnt either
+    after = [det.step(rng.gauss(10, 1), T0 + MINUTE * (2 * DAY + 1 + i)) for i in range(DAY)]
+    assert not any(d.started for d in after)
+    assert after[-1].lower is not None and 5 < after[-1].lower < 10  # the band did not stretch
+    outage = [det.step(0.0, T0 + MINUTE * (3 * DAY + 1 + i)) for i in range(5)]
+    assert any(d.started for d in outage)
+
+
+# ---- the edges -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (math.nan, r"^value: must be a finite number of magnitude at most 1e\+150, got nan$"),
+        (math.inf, r"^value: must be a finite number of magnitude at most 1e\+150, got inf$"),
+        (1e308, r"^value: must be a finite number of magnitude at most 1e\+150, got 1e\+308$"),
+        (10**400, r"^value: must be a finite number of magnitude at most 1e\+150, got 1000"),
+        ("12", r"^value: must be a number, got '12'$"),
+        (True, r"^value: must be a number, got True$"),
+    ],
+)
+def test_bad_values_are_refused_and_change_nothing(value: object, message: str) -> None:
+    refused, untouched = Detector(MINUTE, warmup=5), Detector(MINUTE, warmup=5)
+    for i in range(30):
+        refused.step(10.0 + i % 2, T0 + MINUTE * i)
+        untouched.step(10.0 + i % 2, T0 + MINUTE * i)
+    with pytest.raises(ValueError, match=message):
+        refused.step(value, T0 + MINUTE * 30)  # type: ignore[arg-type]
+    for i, value_after in enumerate((10.0, 30.0)):
+        at = T0 + MINUTE * (31 + i)
+        assert refused.step(value_after, at) == untouched.step(value_after, at)
+
+
+@pytest.mark.parametrize(
+    ("at", "message"),
+    [
+        (T0 * 1000, r"^at: must be epoch seconds between 2000-01-01 and 2100-01-01, got .* \(milliseconds\?"),
+        (T0 * 1e6, r"\(microseconds\? divide by 1000000\)$"),
+        (-5.0, r"^at: must be epoch seconds between 2000-01-01 and 2100-01-01, got -5.0$"),
+        (5e9, r"^at: must be epoch seconds between"),
+        (math.nan, r"^at: must be epoch seconds between"),
+        ("now", r"^at: must be epoch seconds \(a number\), got 'now'$"),
+        (T0 - 60, r"^at: points must come in time order; 1767571140.0 is before 1767571200.0$"),
+    ],
+)
+def test_bad_timestamps_are_refused(at: object, message: str) -> None:
+    det = Detector()
+    det.step(1.0, T0)
+    with pytest.raises(ValueError, match=message):
+        det.step(1.0, at)  # type: ignore[arg-type]
+    assert det.step(1.0, T0 + 60).at == T0 + 60
 
 
 def test_bad_settings_name_the_field() -> None:
-    with pytest.raises(ValueError, match=r"^k: must be > 0"):
-        DropDetector(k=0)
-    with pytest.raises(ValueError, match=r"^direction: must be one of down, up"):
-        DropDetector(direction="sideways")
-    with pytest.raises(ValueError, match=r"^season: must be >= 2"):
-        HoltWinters(season=1)
-    with pytest.raises(ValueError, match=r"^alpha: must be <= 1"):
-        Holt(alpha=1.5)
+    with pytest.raises(ValueError, match=r"^direction: must be one of down, up, both, got 'sideways'$"):
+        Detector(direction="sideways")
+    with pytest.raises(ValueError, match=r"^threshold: must be < 1 \(scores never reach 1\), got 1.0$"):
+        Detector(threshold=1.0)
+    with pytest.raises(ValueError, match=r"^seasons\[1\]: must be >= 120"):
+        Detector(60.0, seasons=(86400.0, 30.0))
+    with pytest.raises(ValueError, match=r"^interval: must be > 0"):
+        Detector(0)
+    with pytest.raises(ValueError, match=r"^count: must be True or False"):
+        Detector(count=1)  # type: ignore[arg-type]
 
 
-def test_a_short_season_still_learns_its_spread_per_slot() -> None:
-    # 12 buckets a day (2-hour buckets): fewer than the 24 hourly slots the spread uses by default
-    detector = DropDetector(season=12, warmup=5)
-    assert detector.spread_slots == 12
-    level = [100.0 + 40 * math.sin(2 * math.pi * t / 12) for t in range(12 * 6)]
-    assert not any(detector.step(v).anomalous for v in level)
-    assert any(detector.step(v * 0.3).anomalous for v in level[:6])
+_values = st.one_of(
+    st.none(),
+    st.floats(min_value=-1e150, max_value=1e150, allow_nan=False),
+    st.sampled_from([0.0, 1.0, 1e150, -1e150, 5e-324]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    points=st.lists(st.tuples(_values, st.floats(min_value=0.0, max_value=7200.0)), min_size=1, max_size=400),
+    direction=st.sampled_from(["down", "up", "both"]),
+)
+def test_after_any_accepted_sequence_the_model_is_finite(
+    points: list[tuple[float | None, float]], direction: str
+) -> None:
+    det = Detector(MINUTE, direction=direction, warmup=3, seasons=(3600.0, 6 * 3600.0))
+    at = T0
+    for value, dt in points:
+        at += dt
+        d = det.step(value, at)
+        assert 0.0 <= d.score < 1.0
+        for x in (d.expected, d.lower, d.upper, d.change):
+            assert x is None or math.isfinite(x)
+    numbers = [det._quantum if det._quantum < math.inf else 0.0, det._decades, *det._errors]
+    numbers += [x for x in det._levels if x is not None]
+    numbers += [x for d in det._drifts for x in (d.fast or 0.0, d.slow)]
+    assert all(math.isfinite(x) for x in numbers)
+    assert all(math.isfinite(x) for x in det._tail.window._sorted)

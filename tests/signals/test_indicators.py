@@ -21,13 +21,16 @@ def test_derived_indicators_per_bucket(clock: Clock) -> None:
     assert ind.names("eu-west") == ["sps", "error_rate", "rebuffer_ratio"]
 
 
-def test_silence_after_traffic_is_an_outage_not_missing_data(clock: Clock) -> None:
+def test_silence_is_an_outage_only_while_the_source_goes_on(clock: Clock) -> None:
     ind = Indicators(10.0, clock=clock)
     ind.observe_start("eu-west", count=50)
+    ind.observe_start("us-east", count=50)
     first = ind.index(clock.now)
-    clock.now += 35.0  # three buckets with no starts at all
-    assert [p.value for p in ind.series("sps", "eu-west", since=clock.now - 35, until=clock.now)][:1] == [5.0]
-    assert ind.value("sps", "eu-west", first + 2) == 0.0
+    clock.now += 35.0  # three buckets in which nothing arrives from anywhere
+    assert ind.value("sps", "eu-west", first) == 5.0
+    assert ind.value("sps", "eu-west", first + 2) is None  # the source stopped: no data, not zero
+    ind.observe_start("us-east", count=40)  # the source goes on, eu-west stays silent
+    assert ind.value("sps", "eu-west", first + 2) == 0.0  # now eu-west's silence is an outage
     assert ind.value("sps", "eu-west", first - 1) is None  # before the region existed
     assert ind.value("error_rate", "eu-west", first + 2) is None
 

@@ -81,7 +81,22 @@ def test_ingest_records_every_type(clock: Clock) -> None:
         (
             {"observations": [{"type": "start", "at": 1.0}]},
             "observations[0].at",
-            "observations[0].at: must be >=",
+            "observations[0].at: must be epoch seconds between 2000-01-01 and 2100-01-01, got 1.0",
+        ),
+        (
+            {"observations": [{"type": "start", "at": 1_764_028_800_000}]},
+            "observations[0].at",
+            "(milliseconds? divide by 1000)",
+        ),
+        (
+            {"observations": [{"type": "start", "at": 1_700_000_000}]},
+            "observations[0].at",
+            "observations[0].at: must be within the last 7 days and at most 60 s ahead of now",
+        ),
+        (
+            {"observations": [{"type": "metric", "name": "orders", "value": 1e308}]},
+            "observations[0].value",
+            "observations[0].value: must be a finite number of magnitude at most 1e+150, got 1e+308",
         ),
         (
             {"observations": [{"type": "event", "kind": "meteor", "target": "x"}]},

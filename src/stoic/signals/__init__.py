@@ -13,7 +13,7 @@ from stoic.signals.alerts import Alert
 from stoic.signals.burnrate import DEFAULT_RULES, BurnRate, BurnRateRule, BurnWindow
 from stoic.signals.churn import AccountRisk, ChurnRisk
 from stoic.signals.context import EVENT_KINDS, ContextEvent, likely_cause
-from stoic.signals.detector import Detection, DropDetector
+from stoic.signals.detector import Detection, Detector
 from stoic.signals.forecast import DailyPattern, Forecast, Holt, HoltWinters
 from stoic.signals.history import History, Incident
 from stoic.signals.hub import Signals
@@ -39,7 +39,7 @@ __all__ = [
     "DailyPattern",
     "Delivery",
     "Detection",
-    "DropDetector",
+    "Detector",
     "Forecast",
     "History",
     "Holt",

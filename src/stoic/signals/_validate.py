@@ -55,3 +55,45 @@ def choice(field: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{field}: must be one of {', '.join(allowed)}, got {value!r}")
     return str(value)
+
+
+MAX_VALUE = 1e150  # larger magnitudes overflow when summed or squared
+EPOCH_MIN = 946684800.0  # 2000-01-01
+EPOCH_MAX = 4102444800.0  # 2100-01-01
+
+
+def measurement(field: str, value: object) -> float:
+    """`value` as a float, or ValueError naming `field` unless it is a finite number of magnitude
+    at most MAX_VALUE: NaN never enters a model, and no sum of accepted values overflows."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field}: must be a number, got {value!r}")
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if not -MAX_VALUE <= out <= MAX_VALUE:  # NaN fails both comparisons
+        raise ValueError(
+            f"{field}: must be a finite number of magnitude at most {MAX_VALUE:g}, got {value!r}"
+        )
+    return out
+
+
+def epoch(field: str, value: object) -> float:
+    """`value` as epoch seconds, or ValueError naming `field` unless it falls in 2000..2100
+    (milliseconds or microseconds by mistake are named as such)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field}: must be epoch seconds (a number), got {value!r}")
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if not EPOCH_MIN <= out <= EPOCH_MAX:
+        hint = ""
+        if EPOCH_MIN * 1e3 <= out <= EPOCH_MAX * 1e3:
+            hint = " (milliseconds? divide by 1000)"
+        elif EPOCH_MIN * 1e6 <= out <= EPOCH_MAX * 1e6:
+            hint = " (microseconds? divide by 1000000)"
+        raise ValueError(
+            f"{field}: must be epoch seconds between 2000-01-01 and 2100-01-01, got {value!r}{hint}"
+        )
+    return out

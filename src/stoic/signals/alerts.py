@@ -21,7 +21,7 @@ class Alert:
     repeat is recognised as the same alert and a resolve message closes it."""
 
     id: str
-    kind: str  # "drop" or "burn_rate"
+    kind: str  # "drop", "burn_rate" or "no_data"
     status: str  # "firing" or "resolved"
     severity: str  # "critical" or "warning"
     indicator: str
@@ -98,6 +98,8 @@ def alert_id(*parts: str) -> str:
 def _alertname(alert: Alert) -> str:
     if alert.kind == "burn_rate":
         return "SLOBurnRate"
+    if alert.kind == "no_data":
+        return "IndicatorNoData"
     return {SPS: "StreamStartsDrop", ERROR_RATE: "StartErrorsHigh", REBUFFER_RATIO: "RebufferingHigh"}.get(
         alert.indicator, "IndicatorAnomaly"
     )
@@ -115,9 +117,10 @@ def _what(indicator: str, region: str, d: Detection) -> str:
             f"Rebuffering in {region} is {d.value or 0.0:.1%} of viewing time, "
             f"expected {d.expected or 0.0:.1%}, for {when}"
         )
+    side = "above" if d.move == "up" else "below"
     if indicator == SPS:
-        return f"Stream starts in {region} are {d.change:.0%} below expected for {when}"
-    return f"{indicator} in {region} is {d.change:.0%} below expected for {when}"
+        return f"Stream starts in {region} are {d.change:.0%} {side} expected for {when}"
+    return f"{indicator} in {region} is {d.change:.0%} {side} expected for {when}"
 
 
 def _explain(
@@ -181,6 +184,28 @@ def drop_alert(
         starts_at=detection.at,
         value=detection.value,
         expected=detection.expected,
+    )
+
+
+def no_data_alert(indicator: str, region: str, since: float, *, ownership: Ownership, at: float) -> Alert:
+    """The alert for an indicator that stopped arriving: not a drop, a silent source."""
+    team = ownership.team_for(region=region, indicator=indicator)
+    minutes = max(1, round((at - since) / 60))
+    return Alert(
+        id=alert_id("no_data", indicator, region),
+        kind="no_data",
+        status="firing",
+        severity="warning",
+        indicator=indicator,
+        region=region,
+        team=team.name,
+        receivers=team.receivers,
+        summary=f"No data for {indicator} in {region} since {clock_time(since)} ({minutes} min)",
+        cause="Nothing arrived for this indicator: the source or the pipeline that sends it stopped. "
+        "This is not judged as a drop.",
+        next_step=f"Check that what sends {indicator} for {region} is running and can reach Stoic; "
+        f"{team.name} owns it.",
+        starts_at=at,
     )
 
 

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stoic.signals import _validate
-from stoic.signals.alerts import Alert, burn_alert, drop_alert
+from stoic.signals.alerts import Alert, burn_alert, drop_alert, no_data_alert
 from stoic.signals.burnrate import DEFAULT_RULES, BurnRate, BurnRateRule
 from stoic.signals.churn import ChurnRisk
 from stoic.signals.context import ContextEvent, likely_cause
-from stoic.signals.detector import DropDetector
+from stoic.signals.detector import Detector
 from stoic.signals.history import History
 from stoic.signals.indicators import BUILT_IN, DIRECTION, LABELS, SPS, Indicators
-from stoic.signals.ingest import IngestError, Metric, Playback, Start, parse
+from stoic.signals.ingest import MAX_AHEAD, IngestError, Metric, Playback, Start, parse
 from stoic.signals.ownership import Ownership
 from stoic.signals.webhook import AlertRouter, Delivery, WebhookReceiver
 
@@ -26,15 +26,17 @@ if TYPE_CHECKING:
     from stoic.guard import Event, Registry
 
 # Noise floor per indicator: no alert unless the move is at least this big in absolute terms
-# (starts per second, or a ratio), whatever the band says. Quiet hours live below it.
+# (starts per second, or a ratio), whatever the score says.
 FLOORS = {SPS: 0.2, "error_rate": 0.02, "rebuffer_ratio": 0.01}
-MIN_RATIO = {SPS: 0.15, "error_rate": 0.5, "rebuffer_ratio": 0.5}
+# Derived ratios are undefined, not missing, while nothing happens: they never say "no data".
+_SILENT_OK = ("error_rate", "rebuffer_ratio")
 
 
 @dataclass(slots=True)
 class _Track:
-    detector: DropDetector
-    points: deque[tuple[float, float | None, float | None, float | None]]
+    detector: Detector
+    points: deque[tuple[float, float | None, float | None, float | None, float | None, float]]
+    last_data: float | None = None  # the last bucket with a value
 
 
 class Signals:
@@ -57,9 +59,10 @@ class Signals:
         burn_rules: tuple[BurnRateRule, ...] = DEFAULT_RULES,
         time_scale: float = 1.0,
         floors: dict[str, float] | None = None,
-        k: float = 3.0,
-        confirm: int = 2,
+        threshold: float = 0.5,
+        confirm: int = 1,
         lookback: float | None = None,
+        lateness: float | None = None,
         retention: int | None = None,
         churn_half_life: float = 3 * 86400.0,
         clock: Callable[[], float] = time.time,
@@ -67,10 +70,16 @@ class Signals:
         self.interval = _validate.number("interval", interval, low=0.0, low_open=True)
         self.day = _validate.number("day", day, low=2 * self.interval)
         self.season = round(self.day / self.interval)
-        self.k = _validate.number("k", k, low=0.0, low_open=True)
+        self.threshold = _validate.number("threshold", threshold, low=0.0, low_open=True, high=0.999)
         self.confirm = _validate.integer("confirm", confirm, low=1, high=100)
         self.lookback = _validate.number(
             "lookback", lookback if lookback is not None else 15 * self.interval, low=0.0
+        )
+        # A bucket is judged once the source has moved past it (plus a short grace for stragglers)
+        # or, if nothing newer arrives, once `lateness` has passed; silence for longer than that
+        # is "no data", never a drop.
+        self.lateness = _validate.number(
+            "lateness", lateness if lateness is not None else 2 * self.interval, low=0.0, high=7 * 86400.0
         )
         self.floors = {**FLOORS, **(floors or {})}
         self.clock = clock
@@ -111,7 +120,7 @@ class Signals:
         """`count` stream start attempts in `region` (ok=False: they failed)."""
         _validate.region("region", region)
         _validate.integer("count", count, low=1)
-        at = self.clock() if at is None else at
+        at = self._time(at)
         self.indicators.observe_start(region, ok=ok, at=at, count=count)
         with self._lock:
             burn = self._burn.get(region)
@@ -132,8 +141,9 @@ class Signals:
     ) -> None:
         """`watched_s` seconds of playback during which the viewer waited `rebuffer_s` seconds."""
         _validate.region("region", region)
-        watched_s = _validate.number("watched_s", watched_s, low=0.0)
-        rebuffer_s = _validate.number("rebuffer_s", rebuffer_s, low=0.0)
+        watched_s = _validate.number("watched_s", watched_s, low=0.0, high=_validate.MAX_VALUE)
+        rebuffer_s = _validate.number("rebuffer_s", rebuffer_s, low=0.0, high=_validate.MAX_VALUE)
+        at = self._time(at)
         self.indicators.observe_playback(region, watched_s=watched_s, rebuffer_s=rebuffer_s, at=at)
         if account is not None:
             self.churn.observe_playback(account, watched_s, rebuffer_s, at=at)
@@ -142,7 +152,22 @@ class Signals:
         """A measured value for indicator `name` (e.g. "sps" counted by the app itself)."""
         _validate.name("name", name)
         _validate.region("region", region)
-        self.indicators.record(name, _validate.number("value", value), region, at=at)
+        value = _validate.measurement("value", value)
+        self.indicators.record(name, value, region, at=self._time(at))
+
+    def _time(self, at: float | None) -> float:
+        """`at` (default: now) as epoch seconds that are plausible now."""
+        now = self.clock()
+        if at is None:
+            return now
+        at = _validate.epoch("at", at)
+        if at > now + MAX_AHEAD:
+            raise ValueError(
+                f"at: {at!r} is more than {MAX_AHEAD:g} s ahead of now ({now:.0f}); check the clock"
+            )
+        if at < now - self.retention * self.interval:
+            raise ValueError(f"at: {at!r} is older than the {self.retention} buckets kept")
+        return at
 
     def add_event(
         self,
@@ -237,7 +262,7 @@ class Signals:
         changed: list[Alert] = []
         rows: list[tuple[str, str, float, float | None, float | None, float | None]] = []
         with self._lock:
-            last_closed = self.indicators.index(now - 0.25 * self.interval) - 1
+            last_closed = self._last_closed(now)
             for region in self.indicators.regions():
                 changed += self._evaluate_region(region, last_closed, rows)
                 changed += self._evaluate_burn(region, now)
@@ -253,6 +278,17 @@ class Signals:
             self.router.send(alert)
         return changed
 
+    def _last_closed(self, now: float) -> int:
+        """The newest bucket that may be judged: one the source has moved past (after a short
+        grace for stragglers), or one whose lateness has passed."""
+        index = self.indicators.index
+        timed_out = index(now - self.lateness) - 1
+        newest = self.indicators.source_newest()
+        if newest is None:
+            return timed_out
+        complete = min(newest - 1, index(now - min(self.lateness, 0.25 * self.interval)) - 1)
+        return max(complete, timed_out)
+
     def _evaluate_region(self, region: str, last_closed: int, rows: list[Any]) -> list[Alert]:
         changed: list[Alert] = []
         first = self._evaluated.get(region)
@@ -261,15 +297,16 @@ class Signals:
             return changed
         start = oldest if first is None else first + 1
         start = max(start, last_closed - self.retention + 1)
-        names = [n for n in self.indicators.names(region) if n in BUILT_IN]
+        names = self.indicators.names(region)
         for idx in range(start, last_closed + 1):
             t = self.indicators.bucket_start(idx)
             for name in names:
                 track = self._track(name, region)
                 value = self.indicators.value(name, region, idx)
                 d = track.detector.step(value, t)
-                track.points.append((t, value, d.expected, d.bound))
+                track.points.append((t, value, d.expected, d.lower, d.upper, d.score))
                 rows.append((name, region, t, value, d.expected, d.bound))
+                changed += self._no_data(name, region, track, value, t)
                 key = f"drop:{name}:{region}"
                 if d.started:
                     cause = likely_cause(
@@ -287,6 +324,26 @@ class Signals:
         if last_closed >= start:
             self._evaluated[region] = last_closed
         return changed
+
+    def _no_data(self, name: str, region: str, track: _Track, value: float | None, t: float) -> list[Alert]:
+        """One "no data" alert when an indicator that had data goes silent, resolved when it is
+        back; a silence shorter than three buckets (or the lateness) is a sparse source."""
+        key = f"nodata:{name}:{region}"
+        if value is not None:
+            track.last_data = t
+            if key in self._firing:
+                alert = self._firing.pop(key).resolved(t)
+                self._recent.append(alert)
+                return [alert]
+            return []
+        if track.last_data is None or name in _SILENT_OK or key in self._firing:
+            return []
+        since = track.last_data + self.interval
+        if t + self.interval - since < max(self.lateness, 3 * self.interval):
+            return []
+        alert = no_data_alert(name, region, since, ownership=self.ownership, at=t)
+        self._firing[key] = alert
+        return [alert]
 
     def _evaluate_burn(self, region: str, now: float) -> list[Alert]:
         changed: list[Alert] = []
@@ -319,14 +376,15 @@ class Signals:
     def _track(self, name: str, region: str) -> _Track:
         track = self._tracks.get((name, region))
         if track is None:
-            detector = DropDetector(
-                season=self.season,
-                direction=DIRECTION.get(name, "down"),
-                k=self.k,
+            detector = Detector(
+                self.interval,
+                direction=DIRECTION.get(name, "both"),
+                count=name in BUILT_IN,
+                seasons=(self.day, 7 * self.day),
                 min_change=self.floors.get(name, 0.0),
-                min_ratio=MIN_RATIO.get(name, 0.15),
+                threshold=self.threshold,
                 confirm=self.confirm,
-                warmup=min(30, max(5, self.season // 4)),
+                warmup=min(60, max(5, self.season // 4)),
             )
             track = self._tracks[(name, region)] = _Track(detector, deque(maxlen=self.retention))
         return track
@@ -359,16 +417,16 @@ class Signals:
             series = []
             for (name, region), track in sorted(self._tracks.items(), key=lambda kv: (kv[0][1], kv[0][0])):
                 label, unit = LABELS.get(name, (name, ""))
-                down = DIRECTION.get(name, "down") == "down"
                 points = [
                     {
                         "t": t,
                         "value": _round(v),
                         "expected": _round(e),
-                        "lower": _round(b) if down else None,
-                        "upper": None if down else _round(b),
+                        "lower": _round(lo),
+                        "upper": _round(hi),
+                        "score": _round(score),
                     }
-                    for t, v, e, b in track.points
+                    for t, v, e, lo, hi, score in track.points
                     if t >= since
                 ]
                 series.append(
@@ -377,7 +435,7 @@ class Signals:
                         "region": region,
                         "label": label,
                         "unit": unit,
-                        "direction": "down" if down else "up",
+                        "direction": track.detector.direction,
                         "points": points,
                     }
                 )

@@ -172,11 +172,12 @@ class Indicators:
             total, n = bucket.gauges[name]
             return total / n
         if name == SPS:
-            # No starts in a bucket after the region started reporting is a real zero (an outage).
+            # No starts in a bucket is a real zero (an outage) once the region has reported and
+            # the source has moved on past that bucket, in any region; if nothing arrived from
+            # anywhere since, it is no data, never a zero.
             if bucket is None or (bucket.starts == 0 and bucket.failures == 0 and not bucket.gauges):
                 first = self._first.get(region)
-                last = max(self._newest.get(region, index), self.index(self.clock()))
-                return 0.0 if first is not None and first <= index <= last else None
+                return 0.0 if first is not None and first <= index <= self._source_newest() else None
             return bucket.starts / self.interval
         if bucket is None:
             return None
@@ -209,6 +210,14 @@ class Indicators:
                 else max(self.index(since), end - self.retention + 1)
             )
             return [Point(self.bucket_start(i), self._value(name, region, i)) for i in range(start, end + 1)]
+
+    def _source_newest(self) -> int:
+        return max(self._newest.values(), default=-1)
+
+    def source_newest(self) -> int | None:
+        """The newest bucket that received anything, in any region."""
+        with self._lock:
+            return max(self._newest.values(), default=None)
 
     def oldest_index(self, region: str) -> int | None:
         with self._lock:

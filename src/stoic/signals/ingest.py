@@ -100,7 +100,12 @@ def _one(path: str, item: object, now: float) -> Observation:
 def _build(path: str, kind: str, item: Mapping[str, object], now: float) -> Observation:
     at = now
     if item.get("at") is not None:
-        at = _validate.number(f"{path}.at", item["at"], low=now - MAX_AGE, high=now + MAX_AHEAD)
+        at = _validate.epoch(f"{path}.at", item["at"])
+        if not now - MAX_AGE <= at <= now + MAX_AHEAD:
+            raise ValueError(
+                f"{path}.at: must be within the last {MAX_AGE / 86400:g} days and at most {MAX_AHEAD:g} s "
+                f"ahead of now ({now:.0f}), got {at!r}"
+            )
     region = _validate.region(f"{path}.region", item.get("region", "global"))
     account = item.get("account")
     if account is not None:
@@ -120,7 +125,7 @@ def _build(path: str, kind: str, item: Mapping[str, object], now: float) -> Obse
         name = _validate.name(f"{path}.name", item.get("name"))
         if "value" not in item:
             raise IngestError(f"{path}.value", f"{path}.value: required, a finite number")
-        return Metric(name, _validate.number(f"{path}.value", item["value"]), region, at)
+        return Metric(name, _validate.measurement(f"{path}.value", item["value"]), region, at)
     event_kind = _validate.choice(f"{path}.kind", item.get("kind"), EVENT_KINDS)
     target = _validate.text(f"{path}.target", item.get("target"), max_len=200)
     description = _validate.text(
