@@ -88,11 +88,22 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    # Collects what the Content-Security-Policy blocked, so a test can check the page needs nothing more.
+    page.add_init_script(
+        """window.__cspViolations = [];
+        document.addEventListener('securitypolicyviolation',
+            (e) => window.__cspViolations.push(`${e.effectiveDirective} ${e.blockedURI}`));"""
+    )
     try:
         yield page
     finally:
         with contextlib.suppress(Exception):
             context.close()
+
+
+def csp_violations(page: Any) -> list[str]:
+    """What the page's Content-Security-Policy has blocked since it loaded."""
+    return list(page.evaluate("window.__cspViolations || []"))
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ def test_stoic_web_serves_this_process() -> None:
     port = free_port()
     env = {**os.environ, "STOIC_WEB_TOKEN": TOKEN}
     proc = subprocess.Popen(
-        _stoic("web", "--port", str(port), "--interval", "0.5"),
+        _stoic("web", "--port", str(port), "--interval", "0.5", "--allow-host", "stoic.internal"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -46,6 +46,9 @@ def test_stoic_web_serves_this_process() -> None:
         assert httpx.post(f"{url}/api/fit/scenarios", json=body, headers=auth).status_code == 201
         assert [s["name"] for s in httpx.get(f"{url}/api/fit/scenarios").json()] == ["cli-check"]
         assert httpx.post(f"{url}/api/fit/scenarios", json=body).status_code == 401
+        # Loopback names stay allowed next to the ones added; any other Host is refused.
+        for host, status in [("stoic.internal", 200), ("localhost", 200), ("evil.example", 400)]:
+            assert httpx.get(f"{url}/api/state", headers={"Host": host}).status_code == status, host
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -54,7 +57,8 @@ def test_stoic_web_serves_this_process() -> None:
             proc.kill()
             _, err = proc.communicate(timeout=5)
     assert f"http://127.0.0.1:{port}/" in err.decode()
-    assert TOKEN in err.decode(), "the write token in use is printed for the operator"
+    assert TOKEN not in err.decode(), "a token the operator supplied is never printed"
+    assert "STOIC_WEB_TOKEN" in err.decode(), "where the token came from is"
 
 
 @pytest.mark.parametrize(
@@ -64,9 +68,24 @@ def test_stoic_web_serves_this_process() -> None:
         (["--port", "http"], "--port: must be an integer in [1, 65535]"),
         (["--interval", "0"], "--interval: must be a number of seconds in [0.05, 60]"),
         (["--token", "short"], "--token: must be at least 8 characters"),
+        (["--allow-host", "http://x"], "--allow-host: must be a host name"),
     ],
 )
 def test_bad_flags_are_named(args: list[str], words: str) -> None:
     done = subprocess.run(_stoic("web", *args), capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert words in done.stderr
+
+
+@pytest.mark.parametrize("token", ["short", "has a space"])
+def test_a_bad_token_in_the_environment_is_one_clean_line(token: str) -> None:
+    env = {**os.environ, "STOIC_WEB_TOKEN": token}
+    done = subprocess.run(
+        _stoic("web", "--port", str(free_port())), env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert lines[0].startswith("stoic web: STOIC_WEB_TOKEN: must be at least 8 characters")
+    assert token not in done.stderr, "the secret is never echoed"

@@ -12,7 +12,7 @@ from stoic.guard import BreakerPolicy, Dependency, Fallback, Registry, Semaphore
 from stoic.signals import Signals
 from stoic.web import create_app
 
-from .conftest import TOKEN, trip
+from .conftest import TOKEN, csp_violations, trip
 
 RED = "rgb(224, 49, 49)"
 GREEN = "rgb(47, 158, 68)"
@@ -53,7 +53,7 @@ def test_tripped_circuit_turns_its_tile_red(serve: Any, page: Any) -> None:
     server = serve(create_app(registry, interval=0.2))
     page.goto(server.url + "/", wait_until="domcontentloaded")
     page.wait_for_selector('.tile[data-name="recommendations"]', timeout=10_000)
-    page.wait_for_function("document.getElementById('link').dataset.status === 'live'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('link').dataset.status === 'live'", timeout=10_000)
     assert _circle_colour(page, "recommendations") == GREEN
     assert page.inner_text('.tile[data-name="recommendations"] .state').strip().lower() == "closed"
 
@@ -74,6 +74,7 @@ def test_tripped_circuit_turns_its_tile_red(serve: Any, page: Any) -> None:
     assert "open" in tile.lower()
     assert "popular" in tile, "the fallback that answered is shown on the tile"
     assert "1 open" in page.inner_text("#summary")
+    assert csp_violations(page) == []
 
 
 def test_page_shows_latency_and_bulkhead_from_real_calls(serve: Any, page: Any) -> None:
@@ -88,6 +89,16 @@ def test_page_shows_latency_and_bulkhead_from_real_calls(serve: Any, page: Any) 
     assert "p50" in text and "p99" in text
     assert "bulkhead 0/4" in text
     assert "0.0%" in text
+    # The circle is sized by an inline style attribute: the page's CSP must let it apply.
+    sized = page.evaluate(
+        """() => {
+            const el = document.querySelector('.tile[data-name="ratings"] .health');
+            return [el.style.width, getComputedStyle(el).width];
+        }"""
+    )
+    assert sized[0] and sized[0] == sized[1], sized
+    assert page.evaluate("() => typeof EventSource") == "function"
+    assert csp_violations(page) == []
 
 
 def test_fit_scenarios_are_controlled_from_the_page(serve: Any, page: Any) -> None:
@@ -103,14 +114,18 @@ def test_fit_scenarios_are_controlled_from_the_page(serve: Any, page: Any) -> No
     page.fill(f"{form} [name=token]", TOKEN)
     page.click(f"{form} button[type=submit]")
     # kind=delay without a delay: the API's 400 is shown with the field it names.
-    page.wait_for_function("document.getElementById('fit-message').dataset.kind === 'error'", timeout=10_000)
+    page.wait_for_function(
+        "() => document.getElementById('fit-message').dataset.kind === 'error'", timeout=10_000
+    )
     assert page.inner_text("#fit-message").startswith("delay:")
     assert len(catalog) == 0
 
     page.fill(f"{form} [name=token]", "not-the-token")
     page.fill(f"{form} [name=delay]", "0.25")
     page.click(f"{form} button[type=submit]")
-    page.wait_for_function("document.getElementById('fit-message').textContent.includes('authorization')")
+    page.wait_for_function(
+        "() => document.getElementById('fit-message').textContent.includes('authorization')"
+    )
     assert len(catalog) == 0
 
     page.fill(f"{form} [name=token]", TOKEN)
@@ -123,6 +138,7 @@ def test_fit_scenarios_are_controlled_from_the_page(serve: Any, page: Any) -> No
     page.click('#scenarios button.remove[data-name="slow-recs"]')
     page.wait_for_selector('#scenarios tr[data-name="slow-recs"]', state="detached", timeout=10_000)
     assert catalog.get("slow-recs") is None
+    assert csp_violations(page) == []
 
 
 def test_indicator_charts_chaos_and_alerts_render(serve: Any, page: Any) -> None:
@@ -156,4 +172,5 @@ def test_indicator_charts_chaos_and_alerts_render(serve: Any, page: Any) -> None
         assert "eu-west-1a" in page.inner_text("#chaos")
         page.wait_for_selector(".alert[data-status='firing']", timeout=10_000)
         assert "below expected" in page.inner_text("#alerts")
+        assert csp_violations(page) == []
     signals.close()

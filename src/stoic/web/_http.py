@@ -14,6 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 MAX_BODY_BYTES = 1 << 20
+# No endpoint takes a body nested more than a few levels; this bounds every walk over one.
+MAX_JSON_DEPTH = 32
+TOKEN_RULE = "must be at least 8 characters, visible ASCII without spaces"
 
 
 class BadRequest(Exception):
@@ -33,6 +36,13 @@ def error(
     if field is not None:
         body["field"] = field
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def token_problem(token: object) -> str | None:
+    """Why `token` cannot be a bearer token (never quoting it), or None if it can."""
+    if not isinstance(token, str) or len(token) < 8 or not all("!" <= c <= "~" for c in token):
+        return TOKEN_RULE
+    return None
 
 
 def check_token(request: Request, token: str | None) -> JSONResponse | None:
@@ -66,9 +76,47 @@ async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
     if not raw.strip():
         raise BadRequest("body", "must be a JSON object, got an empty body")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        raise BadRequest("body", f"must be valid JSON nested at most {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("body", f"must be valid JSON ({exc})") from None
+    check_json(value)
+    return value
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    # The form ingest errors use: observations[0].value; a top-level array reads body[0].
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return text[1:] if text.startswith(".") else f"body{text}"
+
+
+def check_json(value: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """BadRequest naming the field if `value` nests deeper than `max_depth` or holds a number no
+    float can carry (400 digits, `1e400`, `NaN`): code past the edge can then convert and walk it.
+    """
+    # An explicit stack, so a hostile body cannot exhaust the interpreter's own.
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict | list):
+            if len(path) >= max_depth:
+                # Name the innermost object field that holds the deep part, not a hundred indexes.
+                named = path
+                while named and isinstance(named[-1], int):
+                    named = named[:-1]
+                raise BadRequest(_field(named), f"must be nested at most {max_depth} levels")
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend(((*path, key), child) for key, child in pairs)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise BadRequest(_field(path), f"must be a finite number, got {item!r}")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            try:
+                float(item)
+            except OverflowError:
+                raise BadRequest(
+                    _field(path), f"must be a finite number, got {len(str(abs(item)))} digits"
+                ) from None
 
 
 def number_param(request: Request, name: str, default: float, low: float, high: float) -> float:

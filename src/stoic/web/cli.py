@@ -34,8 +34,20 @@ def _interval(text: str) -> float:
 
 
 def _token(text: str) -> str:
-    if len(text) < 8:
-        raise argparse.ArgumentTypeError("--token: must be at least 8 characters")
+    from ._http import token_problem
+
+    problem = token_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"--token: {problem}")  # never the value: it is a secret
+    return text
+
+
+def _host(text: str) -> str:
+    from ._edge import host_problem
+
+    problem = host_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"--allow-host: {problem}")
     return text
 
 
@@ -53,6 +65,15 @@ def add_parser(subparsers: Any) -> None:
         help=f"bearer token for the write APIs (default: ${TOKEN_ENV}, else a random one printed at start)",
     )
     parser.add_argument("--interval", type=_interval, default=1.0, help="seconds between live updates")
+    parser.add_argument(
+        "--allow-host",
+        type=_host,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also serve requests for this Host name (repeatable; '*.example.com' for subdomains, "
+        "'*' for any); loopback names are always served",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -77,8 +98,30 @@ def run(args: argparse.Namespace) -> int:
 
     from stoic.web import create_app
 
-    token = args.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(18)
-    app = create_app(token=token, interval=args.interval, **_optional_sources())
-    print(f"stoic web: http://{args.host}:{args.port}/  (write token: {token})", file=sys.stderr, flush=True)
+    from ._edge import LOOPBACK_HOSTS
+    from ._http import token_problem
+
+    # A token the operator supplied is a secret they already hold: say where it came from, never
+    # what it is. Only a generated one is printed, since there is no other way to learn it.
+    if args.token is not None:
+        token, origin = args.token, "from --token"
+    elif os.environ.get(TOKEN_ENV):
+        token, origin = os.environ[TOKEN_ENV], f"from ${TOKEN_ENV}"
+        problem = token_problem(token)
+        if problem is not None:
+            print(f"stoic web: {TOKEN_ENV}: {problem}", file=sys.stderr, flush=True)
+            return 2
+    else:
+        token = secrets.token_urlsafe(18)
+        origin = token
+    hosts = [*LOOPBACK_HOSTS, *args.allow_host]
+    if args.host not in ("0.0.0.0", "::", ""):
+        hosts.append(args.host)  # the address it is bound to is a name it can be reached by
+    try:
+        app = create_app(token=token, interval=args.interval, allowed_hosts=hosts, **_optional_sources())
+    except ValueError as exc:
+        print(f"stoic web: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(f"stoic web: http://{args.host}:{args.port}/  (write token: {origin})", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
     return 0
