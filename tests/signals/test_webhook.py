@@ -1,4 +1,6 @@
-"""Routing to a real webhook receiver on 127.0.0.1: Alertmanager v4 JSON, dedup, resolve."""
+"""Routing to a real webhook receiver on 127.0.0.1: Alertmanager v4 JSON, dedup, resolve.
+
+`router.flush()` delivers what is due on the test's thread, so no test waits on the worker."""
 
 from __future__ import annotations
 
@@ -24,9 +26,11 @@ def _signals(clock: Clock, *receivers: WebhookReceiver) -> Signals:
 
 def test_receiver_gets_alertmanager_json_once_then_a_resolve(clock: Clock, receiver: Receiver) -> None:
     signals = _signals(clock, WebhookReceiver("edge-eu-pager", receiver.url))
+    signals.router.flush()
     assert receiver.bodies == []
     feed(signals, clock, 6, factor=0.5)
     signals.evaluate()
+    signals.router.flush()
     firing = [b for b in receiver.bodies if b["status"] == "firing"]
     sps = [b for b in firing if b["alerts"][0]["labels"]["indicator"] == "sps"]  # type: ignore[index]
     assert len(sps) == 1
@@ -62,10 +66,12 @@ def test_receiver_gets_alertmanager_json_once_then_a_resolve(clock: Clock, recei
     count = len(receiver.bodies)
     feed(signals, clock, 1, factor=0.5)  # still firing: deduplicated, nothing new is sent
     signals.evaluate()
+    signals.router.flush()
     assert len(receiver.bodies) == count
 
     feed(signals, clock, 6)  # recovered
     signals.evaluate()
+    signals.router.flush()
     resolved = [
         b
         for b in receiver.bodies
@@ -75,6 +81,7 @@ def test_receiver_gets_alertmanager_json_once_then_a_resolve(clock: Clock, recei
     end = resolved[0]["alerts"][0]  # type: ignore[index]
     assert end["status"] == "resolved" and end["endsAt"] > end["startsAt"]
     assert end["fingerprint"] == alert["fingerprint"]
+    signals.close()
 
 
 def test_repeat_interval_resends_a_firing_alert(clock: Clock, receiver: Receiver) -> None:
@@ -88,16 +95,21 @@ def test_repeat_interval_resends_a_firing_alert(clock: Clock, receiver: Receiver
     clock.now += 61.0
     assert [d.ok for d in router.send(alert)] == [True]
     assert len(receiver.bodies) == 2
+    router.close()
+    signals.close()
 
 
 def test_failed_delivery_is_recorded_not_raised(clock: Clock, failing_receiver: Receiver) -> None:
     signals = _signals(clock, WebhookReceiver("edge-eu-pager", failing_receiver.url, timeout=2.0))
     feed(signals, clock, 6, factor=0.5)
     signals.evaluate()
+    signals.router.flush()
     deliveries = signals.deliveries()
     assert deliveries and not any(d.ok for d in deliveries)
     assert "500" in deliveries[0].error
     assert failing_receiver.bodies  # it did arrive, the receiver refused it
+    assert signals.router.outbox.undelivered() >= 1  # kept for a retry
+    signals.close(timeout=5.0)
 
 
 def test_receiver_config_is_validated() -> None:
@@ -105,3 +117,5 @@ def test_receiver_config_is_validated() -> None:
         WebhookReceiver("pager", "ftp://example")
     with pytest.raises(ValueError, match=r"^receiver.timeout: must be > 0"):
         WebhookReceiver("pager", "http://127.0.0.1:9/", timeout=0)
+    with pytest.raises(ValueError, match=r"^receiver.repeat_interval: must be >= 1"):
+        WebhookReceiver("pager", "http://127.0.0.1:9/", repeat_interval=0.5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -19,8 +21,9 @@ from stoic.signals.detector import Detector
 from stoic.signals.history import History
 from stoic.signals.indicators import BUILT_IN, DIRECTION, LABELS, SPS, Indicators
 from stoic.signals.ingest import MAX_AHEAD, IngestError, Metric, Playback, Start, parse
+from stoic.signals.outbox import DeliveryRetry
 from stoic.signals.ownership import Ownership
-from stoic.signals.webhook import AlertRouter, Delivery, WebhookReceiver
+from stoic.signals.webhook import REPEAT_INTERVAL, AlertRouter, Delivery, WebhookReceiver
 
 if TYPE_CHECKING:
     from stoic.guard import Event, Registry
@@ -30,6 +33,10 @@ if TYPE_CHECKING:
 FLOORS = {SPS: 0.2, "error_rate": 0.02, "rebuffer_ratio": 0.01}
 # Derived ratios are undefined, not missing, while nothing happens: they never say "no data".
 _SILENT_OK = ("error_rate", "rebuffer_ratio")
+# History writes that failed (a locked database) wait for the next evaluation; bounded.
+_MAX_HISTORY_BACKLOG = 100
+
+log = logging.getLogger("stoic.signals")
 
 
 @dataclass(slots=True)
@@ -45,6 +52,12 @@ class Signals:
     `interval` is the bucket width (s); `day` the season length (s) of the expected pattern, which
     can be shortened to compress time in demos and tests, as can `time_scale` for burn-rate
     windows. `db` (a path) keeps history in SQLite across restarts.
+
+    Alerts leave through a durable outbox (`outbox`, a SQLite path; by default `<db>.outbox`
+    next to the history, or memory only, lost on restart, when there is no `db`): `evaluate()`
+    writes notifications to it and a background worker delivers them to `receivers`, retrying
+    per `retry` and re-sending firing alerts every `repeat_interval` seconds. `close()` stops the
+    worker and keeps what is undelivered for the next process.
     """
 
     def __init__(
@@ -55,6 +68,9 @@ class Signals:
         db: str | Path | None = None,
         ownership: Ownership | None = None,
         receivers: list[WebhookReceiver] | None = None,
+        outbox: str | Path | None = None,
+        repeat_interval: float = REPEAT_INTERVAL,
+        retry: DeliveryRetry | None = None,
         slo: float = 0.999,
         burn_rules: tuple[BurnRateRule, ...] = DEFAULT_RULES,
         time_scale: float = 1.0,
@@ -86,7 +102,13 @@ class Signals:
         self.retention = retention if retention is not None else 2 * self.season
         self.indicators = Indicators(self.interval, retention=self.retention, clock=clock)
         self.ownership = ownership or Ownership()
-        self.router = AlertRouter(receivers, clock=clock)
+        if outbox is None and db is not None and str(db) != ":memory:":
+            # its own file: a lock on the history never holds a page back
+            outbox = f"{db}.outbox"
+        self.router = AlertRouter(
+            receivers, repeat_interval=repeat_interval, retry=retry, outbox=outbox, clock=clock
+        )
+        self._history_backlog: deque[list[Any]] = deque()  # [rows, alerts, fallbacks] not yet written
         self.slo = slo
         self._burn_args: dict[str, Any] = {
             "slo": slo,
@@ -267,16 +289,43 @@ class Signals:
                 changed += self._evaluate_region(region, last_closed, rows)
                 changed += self._evaluate_burn(region, now)
             fallbacks = self._take_fallbacks(now)
+        for alert in changed:  # first: only writes to the outbox, a worker delivers
+            self.router.route(alert)
         if self.history is not None:
-            if rows:
-                self.history.record_points(rows)
-            for alert in changed:
-                self.history.record_alert(alert)
-            if fallbacks:
-                self.history.record_fallbacks(*fallbacks)
-        for alert in changed:  # network I/O outside the lock
-            self.router.send(alert)
+            self._write_history(rows, changed, fallbacks)
         return changed
+
+    def _write_history(self, rows: list[Any], alerts: list[Alert], fallbacks: Any) -> None:
+        """Write to history, with what earlier failed first; a failure (a locked database) is
+        logged and retried at the next evaluation, never raised."""
+        assert self.history is not None
+        with self._lock:
+            if rows or alerts or fallbacks:
+                self._history_backlog.append([rows, list(alerts), fallbacks])
+            while len(self._history_backlog) > _MAX_HISTORY_BACKLOG:
+                self._history_backlog.popleft()
+                log.error("history backlog full: dropped the oldest evaluation's rows")
+            backlog, self._history_backlog = self._history_backlog, deque()
+        while backlog:
+            entry = backlog[0]
+            rows, alerts = entry[0], entry[1]
+            try:
+                if rows:
+                    self.history.record_points(rows)
+                    rows.clear()  # written: a retry must not repeat them
+                while alerts:
+                    self.history.record_alert(alerts[0])
+                    alerts.pop(0)
+                if entry[2]:
+                    self.history.record_fallbacks(*entry[2])
+                    entry[2] = None
+            except sqlite3.Error as exc:
+                log.warning("history %s: write failed (%s); will retry", self.history.path, exc)
+                with self._lock:
+                    backlog.extend(self._history_backlog)
+                    self._history_backlog = backlog
+                return
+            backlog.popleft()
 
     def _last_closed(self, now: float) -> int:
         """The newest bucket that may be judged: one the source has moved past (after a short
@@ -460,11 +509,19 @@ class Signals:
             now = self.clock()
             self.history.record_churn(now, self.churn.top(n, at=now))
 
-    def close(self) -> None:
-        """Evaluate what is pending, snapshot churn risk and close the history database."""
-        self.evaluate()
+    def close(self, timeout: float = 5.0) -> None:
+        """Evaluate what is pending, stop the delivery worker (waiting at most `timeout` seconds
+        for a delivery in flight; undelivered alerts stay in the outbox), snapshot churn risk and
+        close the history database."""
+        try:
+            self.evaluate()
+        finally:
+            self.router.close(timeout)
         if self.history is not None:
-            self.snapshot_churn()
+            try:
+                self.snapshot_churn()
+            except sqlite3.Error as exc:
+                log.warning("history %s: churn snapshot not written (%s)", self.history.path, exc)
             self.history.close()
 
 

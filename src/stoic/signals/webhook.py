@@ -1,27 +1,45 @@
-"""Routing alerts to webhook receivers as Alertmanager-compatible JSON, with dedup and resolves."""
+"""Routing alerts to webhook receivers as Alertmanager-compatible JSON, through a durable outbox.
+
+`AlertRouter.route` only writes notifications to the outbox; a background worker delivers them
+with retries and re-sends firing alerts, so the caller's thread never waits on a receiver.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
 from stoic.signals import _validate
 from stoic.signals.alerts import Alert
+from stoic.signals.outbox import DeliveryRetry, Notification, Outbox, Row
+
+log = logging.getLogger("stoic.signals.webhook")
+
+# Alertmanager expects a client to re-send firing alerts every 30 s to 3 min.
+REPEAT_INTERVAL = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class WebhookReceiver:
-    """A named receiver: alerts for teams that list `name` are POSTed to `url`."""
+    """A named receiver: alerts for teams that list `name` are POSTed to `url`.
+
+    `timeout` bounds one POST; `repeat_interval` (seconds) overrides the router's interval
+    between re-sends of a firing alert to this receiver.
+    """
 
     name: str
     url: str
     timeout: float = 2.0
+    repeat_interval: float | None = None
 
     def __post_init__(self) -> None:
         _validate.text("receiver.name", self.name, max_len=100)
@@ -29,11 +47,14 @@ class WebhookReceiver:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"receiver.url: must be an http:// or https:// URL, got {self.url!r}")
         _validate.number("receiver.timeout", self.timeout, low=0.0, high=60.0, low_open=True)
+        if self.repeat_interval is not None:
+            _validate.number("receiver.repeat_interval", self.repeat_interval, low=1.0, high=7 * 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One attempt to deliver a notification (kept for the dashboard and tests)."""
+    """One attempt to deliver a notification (kept for the dashboard and tests); `key` is the
+    notification's dedup key (alert id, status, start)."""
 
     at: float
     receiver: str
@@ -41,6 +62,7 @@ class Delivery:
     status: str
     ok: bool
     error: str = ""
+    key: str = ""
 
 
 def alertmanager_payload(alerts: list[Alert], receiver: str, *, external_url: str = "") -> dict[str, object]:
@@ -78,66 +100,199 @@ def _post(receiver: WebhookReceiver, payload: dict[str, object]) -> None:
 
 
 class AlertRouter:
-    """Sends each alert to its team's receivers: once when it starts firing, again only after
-    `repeat_interval` seconds while it keeps firing, and once when it resolves."""
+    """Sends each alert to its team's receivers through a durable outbox.
+
+    `route(alert)` writes one notification per receiver to the outbox and returns at once; a
+    background worker delivers it, retrying with exponential backoff (`retry`). A firing alert
+    is re-sent every `repeat_interval` seconds (or the receiver's own) until it resolves; the
+    resolve is sent once, with its end time, and only to receivers that were told it fired.
+    Delivery is at least once: a receiver may see a notification again (same fingerprint and
+    `startsAt`) after a failure or a restart, never zero times while the outbox is kept.
+
+    `outbox` is an `Outbox` or a path to its SQLite file; None keeps notifications in memory,
+    lost on restart. Notifications a previous process left undelivered in the same file are
+    delivered by this one.
+    """
 
     def __init__(
         self,
         receivers: list[WebhookReceiver] | None = None,
         *,
-        repeat_interval: float = 4 * 3600.0,
+        repeat_interval: float = REPEAT_INTERVAL,
         external_url: str = "",
         post: Post = _post,
         clock: Callable[[], float] = time.time,
+        outbox: Outbox | str | Path | None = None,
+        retry: DeliveryRetry | None = None,
+        poll: float = 1.0,
     ) -> None:
         self.receivers = {r.name: r for r in receivers or []}
-        self.repeat_interval = _validate.number("repeat_interval", repeat_interval, low=0.0)
+        self.repeat_interval = _validate.number("repeat_interval", repeat_interval, low=1.0, high=7 * 86400.0)
+        self.poll = _validate.number("poll", poll, low=0.01, high=60.0)
         self.external_url = external_url
+        self.retry = retry if retry is not None else DeliveryRetry()
         self._post = post
         self.clock = clock
         self._lock = threading.Lock()
-        self._sent: dict[tuple[str, str], tuple[str, float]] = {}  # (alert, receiver) -> (status, at)
         self.deliveries: deque[Delivery] = deque(maxlen=500)
+        self.outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox)
+        self._owner = uuid.uuid4().hex
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._passes = 0
+        if self.outbox.restart(clock(), owner=self._owner):
+            self.start()  # a previous process left pages undelivered
 
     def add(self, receiver: WebhookReceiver) -> None:
         with self._lock:
             self.receivers[receiver.name] = receiver
 
-    def due(self, alert: Alert) -> list[WebhookReceiver]:
-        """The receivers that should hear about `alert` now (dedup by id and status)."""
-        now = self.clock()
-        out = []
+    # ---- the caller's side: fast, no network ------------------------------------------------
+    def route(self, alert: Alert) -> int:
+        """Write `alert` to the outbox for each of its receivers and wake the worker; returns how
+        many notifications were written. Never does network I/O, never raises for delivery."""
+        count = self._enqueue(alert)
+        if count:
+            self.start()
+            self._wake.set()
+        return count
+
+    def _enqueue(self, alert: Alert) -> int:
+        notes = []
         with self._lock:
-            for name in alert.receivers:
-                receiver = self.receivers.get(name)
-                if receiver is None:
-                    continue
-                last = self._sent.get((alert.id, name))
-                if alert.status == "resolved":
-                    # resolve only what was announced, and only once
-                    if last is None or last[0] == "resolved":
-                        continue
-                elif last is not None and last[0] == "firing" and now - last[1] < self.repeat_interval:
-                    continue
-                self._sent[(alert.id, name)] = (alert.status, now)
-                out.append(receiver)
-            if len(self._sent) > 10_000:  # bounded: forget the oldest resolved entries
-                for key in [k for k, v in self._sent.items() if v[0] == "resolved"][:5_000]:
-                    del self._sent[key]
-        return out
+            receivers = [self.receivers[n] for n in alert.receivers if n in self.receivers]
+        for receiver in receivers:
+            if alert.status == "resolved" and not self.outbox.announced(
+                receiver.name, alert.id, alert.starts_at
+            ):
+                continue  # resolve only what was announced
+            repeat = receiver.repeat_interval or self.repeat_interval
+            payload = alertmanager_payload([alert], receiver.name, external_url=self.external_url)
+            notes.append(
+                Notification(
+                    receiver.name,
+                    alert.id,
+                    alert.status,
+                    alert.starts_at,
+                    receiver.url,
+                    receiver.timeout,
+                    payload,
+                    repeat,
+                )
+            )
+        self.outbox.put(notes, owner=self._owner, now=self.clock())
+        return len(notes)
 
     def send(self, alert: Alert) -> list[Delivery]:
-        """Deliver `alert` to whoever is due; errors are recorded, never raised."""
+        """Write `alert` to the outbox and deliver what is due for it now, on this thread (for
+        scripts and tests; `Signals` uses `route`). Errors are recorded, never raised."""
+        self._enqueue(alert)
+        return self.deliver(alert_id=alert.id)
+
+    # ---- the worker's side ---------------------------------------------------------------
+    def deliver(self, *, alert_id: str | None = None) -> list[Delivery]:
+        """One delivery pass over what is due now (optionally only for `alert_id`). A receiver
+        that fails is skipped for the rest of the pass, so a dead receiver costs one timeout per
+        pass, not one per alert."""
+        self.outbox.flush_spool()
+        now = self.clock()
+        failed: set[str] = set()
         results = []
-        for receiver in self.due(alert):
-            payload = alertmanager_payload([alert], receiver.name, external_url=self.external_url)
-            try:
-                self._post(receiver, payload)
-                d = Delivery(self.clock(), receiver.name, alert.id, alert.status, True)
-            except (httpx.HTTPError, OSError) as exc:
-                d = Delivery(
-                    self.clock(), receiver.name, alert.id, alert.status, False, f"{type(exc).__name__}: {exc}"
-                )
+        for row in self.outbox.due(now, owner=self._owner, alert_id=alert_id):
+            if row.notification.receiver in failed:
+                continue
+            if self._stop.is_set() and threading.current_thread() is self._worker:
+                break  # closing: what is left stays in the outbox
+            d = self._attempt(row, now)
+            if d is None:
+                continue
+            if not d.ok:
+                failed.add(d.receiver)
             self.deliveries.append(d)
             results.append(d)
+        self._passes += 1
+        if self._passes % 1000 == 1:
+            self.outbox.prune(now)
         return results
+
+    def _attempt(self, row: Row, now: float) -> Delivery | None:
+        n = row.notification
+        with self._lock:
+            receiver = self.receivers.get(n.receiver)
+        if receiver is None:  # written by a process that knew this receiver
+            receiver = WebhookReceiver(n.receiver, n.url, n.timeout)
+        if not self.outbox.claim(row.seq, now, now + receiver.timeout + 30.0):
+            return None
+        error = ""
+        try:
+            self._post(receiver, n.payload)
+        except (httpx.HTTPError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a custom `post` must not kill the worker
+            error = f"{type(exc).__name__}: {exc}"
+        at = self.clock()
+        if not error:
+            self.outbox.delivered(row.seq, at)
+        else:
+            attempts = row.attempts + 1
+            if at - row.created >= self.retry.give_up_after:
+                log.error(
+                    "gave up delivering %s to %s after %d attempts: %s", n.key, n.receiver, attempts, error
+                )
+                next_at = None
+            else:
+                next_at = at + self.retry.delay(attempts)
+                log.warning(
+                    "delivery of %s to %s failed (attempt %d): %s", n.key, n.receiver, attempts, error
+                )
+            self.outbox.failed(row.seq, error, next_at)
+        return Delivery(at, n.receiver, n.alert_id, n.status, not error, error, n.key)
+
+    def start(self) -> None:
+        """Start the background worker (idempotent; `route` starts it when needed)."""
+        with self._lock:
+            if self._worker is not None or self._stop.is_set():
+                return
+            self._worker = threading.Thread(target=self._run, name="stoic-alert-delivery", daemon=True)
+            self._worker.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.deliver()
+                next_at = self.outbox.next_due(owner=self._owner)
+            except Exception:  # the outbox was closed under us, or the disk failed: log, keep going
+                if self._stop.is_set():
+                    return
+                log.exception("alert delivery pass failed")
+                next_at = None
+            wait = self.poll if next_at is None else min(max(next_at - self.clock(), 0.05), self.poll)
+            self._wake.wait(wait)
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Deliver what is due now, on this thread too, until nothing is due (or `timeout`
+        seconds pass); returns how many notifications are still undelivered (some may be
+        waiting for a retry)."""
+        deadline = time.monotonic() + _validate.number("timeout", timeout, low=0.0, high=3600.0)
+        while True:
+            self.deliver()
+            if self.outbox.due_count(self.clock(), owner=self._owner) == 0 or time.monotonic() >= deadline:
+                return self.outbox.undelivered()
+            self._stop.wait(0.02)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker (waiting at most `timeout` seconds for a delivery in flight) and close
+        the outbox; undelivered notifications stay in it for the next process."""
+        self._stop.set()
+        self._wake.set()
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+            if worker.is_alive():
+                log.warning("alert delivery still in flight after %.1f s; it stays in the outbox", timeout)
+        left = self.outbox.undelivered()
+        if left:
+            log.warning("%d notifications undelivered; kept in outbox %s", left, self.outbox.path)
+        self.outbox.close()
