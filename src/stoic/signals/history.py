@@ -69,11 +69,12 @@ class Incident:
 class History:
     """The SQLite store. `path` may be ":memory:"."""
 
-    def __init__(self, path: str | Path, *, keep_days: float = 90.0) -> None:
+    def __init__(self, path: str | Path, *, keep_days: float = 90.0, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
         self.keep = keep_days * 86400.0
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        # `busy_timeout`: how long a write waits for another connection's lock before it fails
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=busy_timeout)
         # WAL + NORMAL: durable across process restarts, without an fsync per evaluation
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -118,7 +118,9 @@ class Signals:
         }
         BurnRate(**self._burn_args)  # validate now, at the edge, not at the first start
         self.churn = ChurnRisk(half_life=churn_half_life, clock=clock)
-        self.history = History(db) if db is not None else None
+        # a locked history answers fast: the write is retried at the next evaluation, and the
+        # caller's thread does not wait on another connection's lock
+        self.history = History(db, busy_timeout=0.25) if db is not None else None
         self._lock = threading.RLock()
         self._tracks: dict[tuple[str, str], _Track] = {}
         self._burn: dict[str, BurnRate] = {}
