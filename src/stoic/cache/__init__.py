@@ -9,7 +9,7 @@ Example, with three zones of embedded Valkey servers::
         cache.get("title:42")    # {'name': 'Stoic'}
 """
 
-from ._backends import BACKENDS, MemcachedNode, Node, NodeFactory, ValkeyNode
+from ._backends import BACKENDS, MemcachedNode, Node, NodeFactory, ReplyTooLarge, ValkeyNode
 from ._cache import DEFAULT_BREAKER, DEFAULT_CHUNK_SIZE, ZonalCache
 from ._errors import CacheError, CorruptValue, InvalidConfig, InvalidKey, InvalidTTL, InvalidValue
 from ._keys import MAX_KEY_BYTES, MAX_TTL, check_key, check_ttl
@@ -45,6 +45,7 @@ __all__ = [
     "PlainSerializer",
     "Policy",
     "Progress",
+    "ReplyTooLarge",
     "Serializer",
     "Server",
     "ValkeyNode",

@@ -7,6 +7,7 @@ them on as they are.
 
 from __future__ import annotations
 
+import errno
 import math
 import socket
 import struct
@@ -23,6 +24,9 @@ from pymemcache.exceptions import MemcacheUnexpectedCloseError  # type: ignore[i
 from ._errors import InvalidConfig
 
 MAX_DUMP_SECONDS = 300.0  # a key listing never runs longer than this
+# The most bytes one call may read from a server: far above one item (chunk_size, at most 1 MiB by
+# default) so only a broken or hostile server reaches it. Chunked values are read in batches under it.
+DEFAULT_MAX_REPLY = 64 * 1024 * 1024
 T = TypeVar("T")
 _STALE_ERRORS = (MemcacheUnexpectedCloseError, ConnectionError)
 
@@ -71,25 +75,98 @@ def parse_address(address: object, field: str = "address") -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _timeval(seconds: float) -> bytes:
+    return struct.pack("@ll", *divmod(max(1, round(seconds * 1_000_000)), 1_000_000))
+
+
+class ReplyTooLarge(OSError):
+    """A server's reply to one call passed the node's `max_reply` bytes."""
+
+
+class CallSocket(socket.socket):
+    """A blocking socket whose reads are bounded per call, not per recv: in time and in bytes.
+
+    The node sets `first` before each call (one memcached command, one reply); a socket made
+    during the call starts with it set. The reply must be read within `timeout` of the call's first
+    recv, and may be at most `max_reply` bytes. The kernel bounds each recv (SO_RCVTIMEO, no Python
+    polling); that bound is shortened to the time left only when a reply needs more than one recv
+    late in the call, so a server dripping a byte at a time cannot stretch a call much past its
+    deadline (at most `timeout` * 1.25), and one streaming an endless value cannot grow the client
+    past `max_reply`. Past either limit the read fails and pymemcache closes the connection, so no
+    half-read reply is left on the socket for the next call.
+    """
+
+    __slots__ = ("_budget_for", "_deadline", "_full", "_left", "_max_reply", "_slack", "first")
+
+    def configure(self, timeout: float, max_reply: int) -> None:
+        self._full = timeout
+        self._slack = timeout / 4  # re-arming costs system calls: skip it while little time has gone
+        self._max_reply = max_reply
+        self._deadline = 0.0
+        self._budget_for = -1.0
+        self._left = max_reply
+        self.first = True
+        self._arm(timeout)
+        self.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+
+    def _arm(self, seconds: float) -> None:
+        self.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        # Most replies take one recv: it starts the call's deadline and is bounded by the kernel
+        # with the full timeout; only later recvs of the same call pay for the checks.
+        if self.first:
+            self.first = False
+            self._deadline = _monotonic() + self._full
+            return _recv(self, size, flags)
+        return self._recv_later(size, flags)
+
+    def _recv_later(self, size: int, flags: int) -> bytes:
+        if self._budget_for != self._deadline:  # the call's second recv: its byte budget starts
+            self._budget_for = self._deadline
+            self._left = self._max_reply
+        remaining = self._deadline - _monotonic()
+        if remaining <= 0:
+            raise BlockingIOError(errno.EAGAIN, "call deadline passed")
+        if remaining < self._full - self._slack:
+            # Late in the call: this recv may wait only for the time left. The full bound comes
+            # back at once, so a call's first recv never needs a system call to restore it.
+            self._arm(remaining)
+            try:
+                data = _recv(self, size, flags)
+            finally:
+                self._arm(self._full)
+        else:
+            data = _recv(self, size, flags)
+        left = self._left = self._left - len(data)
+        if left < 0:
+            raise ReplyTooLarge(f"reply to one call passed max_reply={self._max_reply} bytes")
+        return data
+
+
+_monotonic = time.monotonic
+_recv = socket.socket.recv  # the C method, called directly: cheaper than super() on every get
+
+
 class KernelTimeouts:
-    """A `socket_module` for pymemcache whose sockets block, with reads and writes bounded by the
-    kernel (SO_RCVTIMEO / SO_SNDTIMEO) instead of by Python.
+    """A `socket_module` for pymemcache whose sockets are `CallSocket`s: blocking, with reads and
+    writes bounded by the kernel (SO_RCVTIMEO / SO_SNDTIMEO) instead of by Python.
 
     A socket with Python's `settimeout` polls before every send and recv: two more system calls
     on each get, about a tenth of a loopback round trip. A timed-out read here fails with EAGAIN
     (`BlockingIOError`), which the node reports as `TimeoutError`.
     """
 
-    def __init__(self, timeout: float) -> None:
-        self._timeval = struct.pack("@ll", *divmod(round(timeout * 1_000_000), 1_000_000))
+    def __init__(self, timeout: float, max_reply: int = DEFAULT_MAX_REPLY) -> None:
+        self._timeout = timeout
+        self._max_reply = max_reply
 
     def __getattr__(self, name: str) -> Any:
         return getattr(socket, name)
 
     def socket(self, *args: Any) -> socket.socket:
-        sock = socket.socket(*args)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, self._timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._timeval)
+        sock = CallSocket(*args)
+        sock.configure(self._timeout, self._max_reply)
         return sock
 
 
@@ -108,10 +185,11 @@ class MemcachedNode:
     per-call checkout, which costs more than the rest of the cache's fast path.
     """
 
-    def __init__(self, address: str, timeout: float) -> None:
+    def __init__(self, address: str, timeout: float, max_reply: int = DEFAULT_MAX_REPLY) -> None:
         self.address = address
         self._server = parse_address(address)
         self._timeout = timeout
+        self.max_reply = max_reply
         self._local = threading.local()
         # Weak: a client dies with its thread's local storage, so thread churn leaks no sockets.
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -126,7 +204,7 @@ class MemcachedNode:
                 self._server,
                 connect_timeout=self._timeout,
                 timeout=None,  # bounded by the kernel instead: see KernelTimeouts
-                socket_module=KernelTimeouts(self._timeout),
+                socket_module=KernelTimeouts(self._timeout, self.max_reply),
                 no_delay=True,
                 default_noreply=False,  # a write must be acknowledged to count for its zone
             )
@@ -143,7 +221,9 @@ class MemcachedNode:
         is about the server now (refused, timed out), which the guard must see at once.
         """
         client = self._client
-        stale = client.sock is not None
+        sock = client.sock
+        if stale := sock is not None:
+            sock.first = True  # a new call: its reply gets a fresh deadline and byte budget
         try:
             try:
                 return call(client)
@@ -162,7 +242,9 @@ class MemcachedNode:
             client = self._local.client
         except AttributeError:
             client = self._client
-        stale = client.sock is not None
+        sock = client.sock
+        if stale := sock is not None:
+            sock.first = True  # a new call: its reply gets a fresh deadline and byte budget
         try:
             try:
                 value: bytes | None = client.get(key)
@@ -184,7 +266,9 @@ class MemcachedNode:
             client = self._local.client
         except AttributeError:
             client = self._client
-        stale = client.sock is not None
+        sock = client.sock
+        if stale := sock is not None:
+            sock.first = True  # a new call: its reply gets a fresh deadline and byte budget
         try:
             try:
                 stored = client.set(key, data, expire=ttl, noreply=False)

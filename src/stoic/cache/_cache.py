@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -10,9 +11,9 @@ from stoic.guard import BreakerPolicy, Dependency, Registry, SemaphoreBulkhead
 from stoic.guard import registry as default_registry
 
 from . import _frames as frames
-from ._backends import NodeFactory, node_factory, parse_address
+from ._backends import DEFAULT_MAX_REPLY, MemcachedNode, NodeFactory, node_factory, parse_address
 from ._errors import CacheError, CorruptValue, InvalidConfig
-from ._frames import SINGLE_HEAD
+from ._frames import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, SINGLE_HEAD
 from ._keys import check_key, check_ttl
 from ._latch import Latch, LatchSpec, Policy
 from ._metrics import CacheMetrics
@@ -22,8 +23,8 @@ from ._writer import WRITES, Job, Write, ZoneWriter, apply_write
 from ._zone import Server, Zone
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024 - 1024  # memcached's 1 MiB item limit, less room for key and header
-MIN_CHUNK_SIZE = 1024
-MAX_CHUNK_SIZE = 512 * 1024 * 1024
+MAX_REPLY_LIMIT = 1 << 40
+ORDER_STRIPES = 256  # locks that keep writes to one key in one order across zones (see _write)
 # A dead cache node should be skipped quickly: fewer calls to decide than Hystrix's 20, shorter open.
 DEFAULT_BREAKER = BreakerPolicy(min_calls=10, error_rate=0.5, open_for=2.0)
 
@@ -62,6 +63,7 @@ class ZonalCache:
         max_concurrent: int = 64,
         registry: Registry | None = default_registry,
         owner: str | None = None,
+        max_reply: int | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or any(c.isspace() for c in name):
             raise InvalidConfig(f"name must be a non-empty string without spaces, got {name!r}")
@@ -72,6 +74,10 @@ class ZonalCache:
         _check_int("chunk_size", chunk_size, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
         _check_int("write_queue", write_queue, 1, 10_000_000)
         _check_int("max_concurrent", max_concurrent, 1, 100_000)
+        if max_reply is None:
+            max_reply = max(DEFAULT_MAX_REPLY, 2 * chunk_size + 4096)
+        # One item (a chunk, its key and the reply line) must always fit in one reply.
+        _check_int("max_reply", max_reply, chunk_size + 4096, MAX_REPLY_LIMIT)
         if serializer is not None and not isinstance(serializer, Serializer):
             raise InvalidConfig(f"serializer must have dumps(value) and loads(bytes), got {serializer!r}")
         self.name = name
@@ -79,6 +85,7 @@ class ZonalCache:
         self.policy = Policy.parse(policy)
         self.chunk_size = chunk_size
         self.fallback_on_miss = fallback_on_miss
+        self.max_reply = max_reply
         self.metrics = CacheMetrics()
         self._serializer: Serializer = serializer or PlainSerializer()
         self._dumps, self._loads = self._serializer.dumps, self._serializer.loads
@@ -101,13 +108,18 @@ class ZonalCache:
                     owner=owner,
                     registry=registry,
                 )
-                servers.append(Server(zone_name, factory(address, timeout), dependency))
-            self._zones[zone_name] = Zone(zone_name, servers)
+                if factory is MemcachedNode:
+                    node = MemcachedNode(address, timeout, max_reply)
+                else:
+                    node = factory(address, timeout)
+                servers.append(Server(zone_name, node, dependency))
+            self._zones[zone_name] = Zone(zone_name, servers, max_reply=max_reply)
         self._local = self._zones[local_zone]
         self._order = list(self._zones.values())
         self._remote = self._order[1:]
         self._names = list(self._zones)
         self._writers = [ZoneWriter(z, write_queue, self.metrics) for z in self._remote]
+        self._order_locks = [threading.Lock() for _ in range(ORDER_STRIPES)]
         self._closed = False
         self._local_hit = self.metrics.counter("get", local_zone, "hit")
         self._local_count = self.metrics.acks(local_zone, WRITES)  # [operation][acknowledged]
@@ -216,47 +228,54 @@ class ZonalCache:
         else:
             data = SINGLE_HEAD + self._dumps(value)
         if len(data) <= self.chunk_size:  # one item (see _frames): it may join a pipelined multi-set
-            return self._write("set", (raw, data, seconds), policy)
+            return self._write("set", raw, (raw, data, seconds), policy)
         items = frames.encode(raw, data[1:], self.chunk_size)
-        return self._write("set", lambda z: z.store(items, seconds), policy)
+        return self._write("set", raw, lambda z: z.store(items, seconds), policy)
 
     def add(self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
             ) -> Latch:
         """Store `value` in each zone where `key` is absent; a zone that has it answers "not_stored"."""
-        items = frames.encode(check_key(key), self._dumps(value), self.chunk_size)
+        raw = check_key(key)
+        items = frames.encode(raw, self._dumps(value), self.chunk_size)
         seconds = self._ttl(ttl)
-        return self._write("add", lambda z: z.add(items, seconds), policy)
+        return self._write("add", raw, lambda z: z.add(items, seconds), policy)
 
     def delete(self, key: str | bytes, *, policy: Policy | str | None = None) -> Latch:
         """Remove `key` from every zone (a zone without it acknowledges "not_found")."""
         raw = check_key(key)
-        return self._write("delete", lambda z: z.delete(raw), policy)
+        return self._write("delete", raw, lambda z: z.delete(raw), policy)
 
     def touch(self, key: str | bytes, ttl: int | None = None, *, policy: Policy | str | None = None) -> Latch:
         """Give `key` a new TTL in every zone."""
         raw = check_key(key)
         seconds = self._ttl(ttl)
-        return self._write("touch", lambda z: z.touch(raw, seconds), policy)
+        return self._write("touch", raw, lambda z: z.touch(raw, seconds), policy)
 
     def _ttl(self, ttl: int | None) -> int:
         return self.default_ttl if ttl is None else check_ttl(ttl)
 
-    def _write(self, operation: str, work: Write, policy: Policy | str | None) -> Latch:
+    def _write(self, operation: str, raw: bytes, work: Write, policy: Policy | str | None) -> Latch:
         if self._closed:
             raise CacheError(f"cache {self.name!r} is closed: no more writes")
         if policy is None:
             spec = self._default_specs[operation]
         else:
             spec = self._specs[operation, Policy.parse(policy)]
-        # The local zone first, on the caller's thread; its outcome comes with the latch.
-        local = apply_write(self._local, work)
-        self._local_count[operation][local[0]]()
-        if not self._writers:  # the only zone has answered: an acknowledged write shares a final latch
+        if not self._writers:  # the only zone answers on the caller's thread: no order to keep
+            local = apply_write(self._local, work)
+            self._local_count[operation][local[0]]()
             return Latch.final(spec, local)
-        latch = Latch(spec, local)
-        job = Job(operation, latch, work)
-        for writer in self._writers:
-            writer.submit(job)
+        # The local zone first, on the caller's thread; its outcome comes with the latch. Writing
+        # locally and queueing for the other zones is one step per key: otherwise two threads
+        # writing one key can reach the local zone in one order and the queues in the other, and
+        # the zones keep different values for good.
+        with self._order_locks[hash(raw) % ORDER_STRIPES]:
+            local = apply_write(self._local, work)
+            latch = Latch(spec, local)
+            job = Job(operation, latch, work)
+            for writer in self._writers:
+                writer.submit(job)
+        self._local_count[operation][local[0]]()
         return latch
 
     # -- zones, warm-up, metrics -----------------------------------------------------------------

@@ -15,11 +15,17 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from ._errors import CorruptValue
+from ._errors import CorruptValue, InvalidValue
 from ._keys import CHUNK_PREFIX
 
 SINGLE_HEAD = b"\x00"
 CHUNKED_HEAD = b"\x01"
+MIN_CHUNK_SIZE = 1024
+MAX_CHUNK_SIZE = 512 * 1024 * 1024
+# A manifest read back names its chunk count, and a reader builds that many keys and asks for them:
+# bounded here, so a forged head item costs a bounded read (4 GiB values at the default chunk size).
+MAX_CHUNKS = 4096
+_HEX = frozenset("0123456789abcdef")
 
 
 def checksum(payload: bytes) -> str:
@@ -39,6 +45,10 @@ class Manifest:
     def chunk_keys(self) -> list[bytes]:
         return [CHUNK_PREFIX + f"{self.id}:{i}".encode() for i in range(self.n)]
 
+    def chunk_bound(self) -> int:
+        """The most bytes one chunk can hold: every chunk but the last has the writer's chunk size."""
+        return self.length if self.n == 1 else self.length // (self.n - 1) + 1
+
     def join(self, chunks: list[bytes]) -> bytes:
         """Reassemble and verify; raise `CorruptValue` on a length or checksum mismatch."""
         payload = b"".join(chunks)
@@ -53,6 +63,11 @@ def encode(key: bytes, payload: bytes, chunk_size: int) -> list[tuple[bytes, byt
         return [(key, SINGLE_HEAD + payload)]
     ident = secrets.token_hex(8)
     n = -(-len(payload) // chunk_size)
+    if n > MAX_CHUNKS:
+        raise InvalidValue(
+            f"value of {len(payload)} bytes needs {n} chunks of chunk_size={chunk_size} bytes, more than "
+            f"MAX_CHUNKS={MAX_CHUNKS}: store less or raise chunk_size"
+        )
     manifest = {"id": ident, "n": n, "len": len(payload), "sum": checksum(payload)}
     items = [
         (CHUNK_PREFIX + f"{ident}:{i}".encode(), payload[i * chunk_size : (i + 1) * chunk_size])
@@ -68,9 +83,34 @@ def decode_head(data: bytes) -> bytes | Manifest:
     if head == SINGLE_HEAD:
         return data[1:]
     if head == CHUNKED_HEAD:
+        if len(data) > 256:  # a real manifest is under 120 bytes
+            raise CorruptValue(f"chunk manifest of {len(data)} bytes: at most 256 expected")
         try:
             raw = json.loads(data[1:])
-            return Manifest(str(raw["id"]), int(raw["n"]), int(raw["len"]), str(raw["sum"]))
-        except (ValueError, KeyError, TypeError) as exc:
+            return _checked(raw["id"], raw["n"], raw["len"], raw["sum"])
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise CorruptValue(f"unreadable chunk manifest: {exc}") from None
     raise CorruptValue(f"unknown frame header {head!r}")
+
+
+def _checked(ident: object, n: object, length: object, digest: object) -> Manifest:
+    """A manifest whose fields could have come from `encode`, else `CorruptValue`.
+
+    The id becomes part of memcached command lines, so it must be plain hex; the chunk count must
+    fit the stated length for some allowed chunk size and stay within MAX_CHUNKS.
+    """
+    if not isinstance(ident, str) or not 1 <= len(ident) <= 32 or not _HEX.issuperset(ident):
+        raise CorruptValue(f"chunk manifest id must be 1..32 lowercase hex digits, got {ident!r:.60}")
+    if type(n) is not int or type(length) is not int:
+        raise CorruptValue(f"chunk manifest n and len must be integers, got {n!r:.30} and {length!r:.30}")
+    if not 1 <= n <= MAX_CHUNKS:
+        raise CorruptValue(f"chunk manifest n must be in 1..{MAX_CHUNKS}, got {n}")
+    low, high = -(-length // MAX_CHUNK_SIZE), -(-length // MIN_CHUNK_SIZE)
+    if not low <= n <= high:
+        raise CorruptValue(
+            f"chunk manifest n={n} does not fit len={length}: chunks of {MIN_CHUNK_SIZE}..{MAX_CHUNK_SIZE} "
+            f"bytes give {low}..{high}"
+        )
+    if not isinstance(digest, str) or len(digest) != 32 or not _HEX.issuperset(digest):
+        raise CorruptValue(f"chunk manifest sum must be 32 lowercase hex digits, got {digest!r:.60}")
+    return Manifest(ident, n, length, digest)

@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 from stoic.guard import Dependency
 
 from . import _frames as frames
-from ._backends import Node
+from ._backends import DEFAULT_MAX_REPLY, Node
 from ._errors import CorruptValue
 from ._ring import HashRing
 
 T = TypeVar("T")
+JOIN_BATCH_BYTES = 4 * 1024 * 1024  # chunk bytes asked of one server per call when reading a large value
 
 
 class Server:
@@ -42,8 +43,10 @@ class Server:
 class Zone:
     """A named group of servers holding one full copy of the data."""
 
-    def __init__(self, name: str, servers: list[Server], points: int = 160) -> None:
+    def __init__(self, name: str, servers: list[Server], points: int = 160,
+                 max_reply: int = DEFAULT_MAX_REPLY) -> None:
         self.name = name
+        self.max_reply = max_reply  # chunks are read in batches whose replies stay under it
         self.servers = {s.address: s for s in servers}
         self.ring = HashRing(self.servers, points=points)
         self.only = servers[0] if len(servers) == 1 else None  # no ring to consult
@@ -111,11 +114,22 @@ class Zone:
 
     def _join(self, manifest: frames.Manifest) -> bytes | None:
         chunk_keys = manifest.chunk_keys()
+        # Small batches: each call's reply must arrive within one timeout, and a few MiB does.
+        per_call = max(1, min(self.max_reply, JOIN_BATCH_BYTES) // (manifest.chunk_bound() + 256))
         chunks: dict[bytes, bytes] = {}
+        size = 0
         for server, group in self._group(chunk_keys).items():
-            chunks.update(server.call(server.node.get_many, group))
+            for start in range(0, len(group), per_call):
+                batch = group[start : start + per_call]
+                got = server.call(server.node.get_many, batch)
+                if len(got) < len(batch):
+                    return None  # a chunk was evicted: the value is gone from this zone
+                size += sum(map(len, got.values()))
+                if size > manifest.length:  # never hold more than the manifest promised
+                    raise CorruptValue(f"chunked value {manifest.id}: chunks longer than its length")
+                chunks.update(got)
         if len(chunks) != len(chunk_keys):
-            return None  # a chunk was evicted: the value is gone from this zone
+            return None
         return manifest.join([chunks[k] for k in chunk_keys])
 
     def _group(self, keys: list[bytes]) -> dict[Server, list[bytes]]:
