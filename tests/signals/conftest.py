@@ -21,12 +21,15 @@ class Clock:
 
 
 class Receiver:
-    """An HTTP server that records every JSON body POSTed to it."""
+    """An HTTP server that records every JSON body POSTed to it. The first `failures` POSTs are
+    refused with 500 and kept apart in `refused`; the rest are answered `status`."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, *, failures: int = 0) -> None:
         self.bodies: list[dict[str, object]] = []
+        self.refused: list[dict[str, object]] = []
         self.paths: list[str] = []
         self.status = status
+        self.failures = failures
         self._got = threading.Condition()
         receiver = self
 
@@ -35,10 +38,14 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length))
                 with receiver._got:
-                    receiver.bodies.append(body)
-                    receiver.paths.append(self.path)
+                    refuse = len(receiver.refused) < receiver.failures
+                    if refuse:
+                        receiver.refused.append(body)
+                    else:
+                        receiver.bodies.append(body)
+                        receiver.paths.append(self.path)
                     receiver._got.notify_all()
-                self.send_response(receiver.status)
+                self.send_response(500 if refuse else receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

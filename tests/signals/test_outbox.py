@@ -5,12 +5,10 @@ bounded and the order of events is what is checked."""
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,42 +20,6 @@ from .conftest import Clock, Receiver
 from .helpers import feed
 
 FAST = DeliveryRetry(first=0.05, longest=0.2)
-
-
-class FlakyReceiver:
-    """Refuses the first `failures` POSTs with 500, then accepts; counts both."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.refused: list[dict[str, object]] = []
-        self.accepted: list[dict[str, object]] = []
-        flaky = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                with lock:
-                    refuse = len(flaky.refused) < flaky.failures
-                    (flaky.refused if refuse else flaky.accepted).append(body)
-                self.send_response(500 if refuse else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 class SilentReceiver:
@@ -137,8 +99,8 @@ def sps_pages(bodies: list[dict[str, object]], status: str = "firing") -> list[d
 
 
 @pytest.fixture
-def flaky() -> Iterator[FlakyReceiver]:
-    r = FlakyReceiver(failures=2)
+def flaky() -> Iterator[Receiver]:
+    r = Receiver(failures=2)
     yield r
     r.close()
 
@@ -150,22 +112,22 @@ def silent() -> Iterator[SilentReceiver]:
     r.close()
 
 
-def test_a_receiver_that_fails_twice_gets_the_page_once(clock: Clock, flaky: FlakyReceiver) -> None:
+def test_a_receiver_that_fails_twice_gets_the_page_once(clock: Clock, flaky: Receiver) -> None:
     signals = paging(clock, WebhookReceiver("edge-eu-pager", flaky.url), retry=FAST)
     feed(signals, clock, 6, factor=0.5)
     signals.evaluate()
     for _ in range(20):  # each step makes the next retry due on the test's clock
-        if sps_pages(flaky.accepted):
+        if sps_pages(flaky.bodies):
             break
         clock.now += 1.0
         signals.router.flush(timeout=5.0)
     signals.close()
     assert len(flaky.refused) == 2
-    assert len(sps_pages(flaky.accepted)) == 1
+    assert len(sps_pages(flaky.bodies)) == 1
     deliveries = signals.deliveries()
     assert [d.ok for d in deliveries].count(False) == 2
     keys = [d.key for d in deliveries if d.ok]
-    assert len(keys) == len(set(keys)) == len(flaky.accepted)  # once per dedup key
+    assert len(keys) == len(set(keys)) == len(flaky.bodies)  # once per dedup key
     assert {d.key for d in deliveries if not d.ok} <= set(keys)  # what failed was retried
 
 

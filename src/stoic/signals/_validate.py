@@ -62,15 +62,20 @@ EPOCH_MIN = 946684800.0  # 2000-01-01
 EPOCH_MAX = 4102444800.0  # 2100-01-01
 
 
+def _float(field: str, value: object, what: str) -> float:
+    """`value` as a float (an int too large for one becomes inf), or ValueError naming `field`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field}: must be {what}, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def measurement(field: str, value: object) -> float:
     """`value` as a float, or ValueError naming `field` unless it is a finite number of magnitude
     at most MAX_VALUE: NaN never enters a model, and no sum of accepted values overflows."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field}: must be a number, got {value!r}")
-    try:
-        out = float(value)
-    except OverflowError:
-        out = math.inf
+    out = _float(field, value, "a number")
     if not -MAX_VALUE <= out <= MAX_VALUE:  # NaN fails both comparisons
         raise ValueError(
             f"{field}: must be a finite number of magnitude at most {MAX_VALUE:g}, got {value!r}"
@@ -81,12 +86,7 @@ def measurement(field: str, value: object) -> float:
 def epoch(field: str, value: object) -> float:
     """`value` as epoch seconds, or ValueError naming `field` unless it falls in 2000..2100
     (milliseconds or microseconds by mistake are named as such)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field}: must be epoch seconds (a number), got {value!r}")
-    try:
-        out = float(value)
-    except OverflowError:
-        out = math.inf
+    out = _float(field, value, "epoch seconds (a number)")
     if not EPOCH_MIN <= out <= EPOCH_MAX:
         hint = ""
         if EPOCH_MIN * 1e3 <= out <= EPOCH_MAX * 1e3:
@@ -97,3 +97,4 @@ def epoch(field: str, value: object) -> float:
             f"{field}: must be epoch seconds between 2000-01-01 and 2100-01-01, got {value!r}{hint}"
         )
     return out
+

@@ -387,10 +387,10 @@ class Detector:
         slots: list[int] = []
         centres: list[float | None] = []
         for p in self._profiles:
-            cycle, slot = int(at // p.length), int((at % p.length) // p.width) % p.slots
+            cycle, slot = int(at // p.length), p.slot(at)
             cycles.append(cycle)
             slots.append(slot)
-            centres.append(p._earlier[slot] if p._cycle[slot] == cycle else p._all[slot])  # p.typical
+            centres.append(p.typical(slot, cycle))
         group = self._groups[int((at % (self._hour * _GROUPS)) // self._hour) % _GROUPS]
         play = self._in_play(centres)
         expected, best, bad = self._explain(value, slots, cycles, centres, play)

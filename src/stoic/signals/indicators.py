@@ -217,7 +217,8 @@ class Indicators:
     def source_newest(self) -> int | None:
         """The newest bucket that received anything, in any region."""
         with self._lock:
-            return max(self._newest.values(), default=None)
+            newest = self._source_newest()
+        return None if newest < 0 else newest
 
     def oldest_index(self, region: str) -> int | None:
         with self._lock:
