@@ -47,6 +47,7 @@ CREATE INDEX IF NOT EXISTS notifications_alert ON notifications (receiver, alert
 # Due: scheduled, time has come, a re-send only for the process that wrote it, and no older
 # notification of the same alert for the same receiver still undelivered (a resolve never
 # overtakes its firing).
+_COUNT_UNDELIVERED = "SELECT COUNT(*) FROM notifications WHERE sent = 0 AND next_at IS NOT NULL"
 _DUE = (
     "n.next_at IS NOT NULL AND n.next_at <= ? AND (n.sent = 0 OR n.owner = ?) "
     "AND NOT EXISTS (SELECT 1 FROM notifications o WHERE o.receiver = n.receiver "
@@ -331,17 +332,13 @@ class Outbox:
                 "WHERE sent = 0 AND next_at IS NOT NULL",
                 (now,),
             )
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM notifications WHERE sent = 0 AND next_at IS NOT NULL"
-            ).fetchone()
+            (count,) = self._db.execute(_COUNT_UNDELIVERED).fetchone()
         return int(count)
 
     def undelivered(self) -> int:
         """Notifications written but not yet delivered (including any waiting to be written)."""
         with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM notifications WHERE sent = 0 AND next_at IS NOT NULL"
-            ).fetchone()
+            (count,) = self._db.execute(_COUNT_UNDELIVERED).fetchone()
             return int(count) + len(self._spool)
 
     def prune(self, now: float) -> None:
