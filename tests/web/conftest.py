@@ -13,6 +13,8 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from stoic.signals import Signals
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -126,3 +128,11 @@ def trip(dependency: Any, fn: Callable[[], Any], max_calls: int = 500, seconds: 
             break
         time.sleep(0.01)
     raise AssertionError(f"{dependency.name}: breaker did not open after {calls} failing calls")
+
+
+@pytest.fixture
+def signals() -> Iterator[Signals]:
+    """A `Signals` on a compressed day (5 s buckets, 300 s days), closed after the test."""
+    signals = Signals(interval=5.0, day=300.0)
+    yield signals
+    signals.close()

@@ -31,13 +31,6 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-def signals() -> Any:
-    signals = Signals(interval=5.0, day=300.0)
-    yield signals
-    signals.close()
-
-
-@pytest.fixture
 def url(serve: Any, registry: Registry, signals: Signals) -> str:
     server = serve(create_app(registry, signals=signals, scenarios=Catalog(), token=TOKEN, interval=0.1))
     return str(server.url)

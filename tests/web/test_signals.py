@@ -39,13 +39,6 @@ def _history(now: float, drop_after: int = 100, count: int = 118) -> list[dict[s
 
 
 @pytest.fixture
-def signals() -> Any:
-    signals = Signals(interval=5.0, day=300.0)
-    yield signals
-    signals.close()
-
-
-@pytest.fixture
 def url(serve: Any, signals: Signals) -> str:
     server = serve(create_app(Registry(), signals=signals, scenarios=Catalog(), token=TOKEN, interval=0.1))
     return str(server.url)

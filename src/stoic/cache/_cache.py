@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -94,6 +95,8 @@ class ZonalCache:
         self._bytes_head = SINGLE_HEAD + PlainSerializer.BYTES_TAG if plain else None
         self._registry = registry
         factory = node_factory(backend)
+        if factory is MemcachedNode:  # custom factories keep their (address, timeout) signature
+            factory = functools.partial(MemcachedNode, max_reply=max_reply)
         self.backend = backend if isinstance(backend, str) else getattr(backend, "__name__", "custom")
         names = [local_zone, *(z for z in zones if z != local_zone)]
         self._zones: dict[str, Zone] = {}
@@ -108,10 +111,7 @@ class ZonalCache:
                     owner=owner,
                     registry=registry,
                 )
-                if factory is MemcachedNode:
-                    node = MemcachedNode(address, timeout, max_reply)
-                else:
-                    node = factory(address, timeout)
+                node = factory(address, timeout)
                 servers.append(Server(zone_name, node, dependency))
             self._zones[zone_name] = Zone(zone_name, servers, max_reply=max_reply)
         self._local = self._zones[local_zone]
@@ -218,8 +218,9 @@ class ZonalCache:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def set(self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
-            ) -> Latch:
+    def set(
+        self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
+    ) -> Latch:
         """Store `value` in every zone; `ttl` in seconds (0 = never expires, None = `default_ttl`)."""
         raw = check_key(key)
         seconds = self.default_ttl if ttl is None else check_ttl(ttl)
@@ -232,8 +233,9 @@ class ZonalCache:
         items = frames.encode(raw, data[1:], self.chunk_size)
         return self._write("set", raw, lambda z: z.store(items, seconds), policy)
 
-    def add(self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
-            ) -> Latch:
+    def add(
+        self, key: str | bytes, value: Any, ttl: int | None = None, *, policy: Policy | str | None = None
+    ) -> Latch:
         """Store `value` in each zone where `key` is absent; a zone that has it answers "not_stored"."""
         raw = check_key(key)
         items = frames.encode(raw, self._dumps(value), self.chunk_size)
@@ -292,8 +294,9 @@ class ZonalCache:
         except KeyError:
             raise InvalidConfig(f"zone must be one of {self._names}, got {name!r}") from None
 
-    def warm(self, source_zone: str, target_zone: str, *, batch: int = 500,
-             progress: Progress | None = None) -> WarmReport:
+    def warm(
+        self, source_zone: str, target_zone: str, *, batch: int = 500, progress: Progress | None = None
+    ) -> WarmReport:
         """Copy every live item of `source_zone` into `target_zone` (e.g. one restarted empty).
 
         The target's breakers are reset first (the zone is declared back). Items already in the
@@ -323,7 +326,8 @@ class ZonalCache:
         ops = self.metrics.snapshot()
         hits = self.metrics.get("get", outcome="hit") + self.metrics.get("get_many", outcome="hit")
         local_hits = self.metrics.get("get", self.local_zone, "hit") + self.metrics.get(
-            "get_many", self.local_zone, "hit")
+            "get_many", self.local_zone, "hit"
+        )
         misses = self._final_misses()
         queues = {w.zone.name: w.depth for w in self._writers}
         return {
@@ -386,7 +390,8 @@ def _check_zones(zones: object, local_zone: object) -> None:
             raise InvalidConfig(f"zone names must be non-empty, without spaces or '/', got {zone_name!r}")
         if isinstance(addresses, str) or not isinstance(addresses, Sequence) or not addresses:
             raise InvalidConfig(
-                f"zones[{zone_name!r}] must be a non-empty list of 'host:port' addresses, got {addresses!r}")
+                f"zones[{zone_name!r}] must be a non-empty list of 'host:port' addresses, got {addresses!r}"
+            )
         for i, address in enumerate(addresses):
             parse_address(address, f"zones[{zone_name!r}][{i}]")
         if len(set(addresses)) != len(addresses):

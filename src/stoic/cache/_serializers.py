@@ -78,8 +78,10 @@ class PlainSerializer:
 
 
 def _not_unicode(exc: UnicodeEncodeError) -> str:
-    return (f"is a string that UTF-8 cannot encode ({exc.reason} at index {exc.start}), "
-            f"so it cannot be stored as text")
+    return (
+        f"is a string that UTF-8 cannot encode ({exc.reason} at index {exc.start}), "
+        f"so it cannot be stored as text"
+    )
 
 
 class _Refused(Exception):
@@ -105,17 +107,9 @@ def _check_json(value: Any, depth: int = 0) -> None:
         return
     if depth >= MAX_DEPTH:
         raise _Refused(f"is nested more than MAX_DEPTH={MAX_DEPTH} lists or dicts deep")
-    if kind is list:
-        for i, item in enumerate(value):
-            try:
-                _check_json(item, depth + 1)
-            except _Refused as refused:
-                refused.path.append(f"[{i}]")
-                raise
-        return
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
+    if kind is list or kind is dict:
+        for key, item in value.items() if kind is dict else enumerate(value):
+            if kind is dict and type(key) is not str:
                 raise _Refused(
                     f"has a key of type {type(key).__name__} ({key!r:.40}), which would come back as a str: "
                     f"use str keys"
@@ -123,7 +117,7 @@ def _check_json(value: Any, depth: int = 0) -> None:
             try:
                 _check_json(item, depth + 1)
             except _Refused as refused:
-                refused.path.append(f"[{key!r:.40}]")
+                refused.path.append(f"[{key!r:.40}]")  # an int index prints as itself
                 raise
         return
     if kind is tuple:

@@ -322,9 +322,10 @@ def create_app(
         raise ValueError(f"interval: must be in [0.05, 60] seconds, got {interval!r}")
     if not interval <= stream_lifetime <= 86400:
         raise ValueError(f"stream_lifetime: must be in [interval, 86400] seconds, got {stream_lifetime!r}")
-    if token is not None and token_problem(token) is not None:
+    problem = None if token is None else token_problem(token)
+    if problem is not None:
         # The value is a secret: the message gives the rule, never the token.
-        raise ValueError(f"token: {token_problem(token)} (or None to disable writes)")
+        raise ValueError(f"token: {problem} (or None to disable writes)")
     hosts = check_hosts(allowed_hosts)
 
     collector = GuardCollector(registry)
