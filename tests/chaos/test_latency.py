@@ -39,21 +39,25 @@ def ask(port: int) -> dict[str, object]:
         return dict(json.loads(resp.read()))
 
 
-def test_delay_reaches_a_guarded_dependency_in_another_process(
-    tmp_path: Path, supervisor: Supervisor, src_env: dict[str, str]
-) -> None:
-    board = FaultBoard(tmp_path / "state" / "faults.json")
-    env = {**src_env, "STOIC_FAULT_BOARD": str(board.path)}
+def start_guarded(supervisor: Supervisor, board: FaultBoard, src_env: dict[str, str]) -> int:
+    """Start GUARDED_SERVICE reading `board`; returns its port."""
     svc = supervisor.start(
         [sys.executable, "-c", GUARDED_SERVICE],
         app="catalog",
         port=0,
-        env=env,
+        env={**src_env, "STOIC_FAULT_BOARD": str(board.path)},
         health_url="http://127.0.0.1:{port}/",
         wait=True,
         timeout=20,
     )
-    port = svc.port or 0
+    return svc.port or 0
+
+
+def test_delay_reaches_a_guarded_dependency_in_another_process(
+    tmp_path: Path, supervisor: Supervisor, src_env: dict[str, str]
+) -> None:
+    board = FaultBoard(tmp_path / "state" / "faults.json")
+    port = start_guarded(supervisor, board, src_env)
     assert float(ask(port)["ms"]) < 100  # type: ignore[arg-type]
     monkey = LatencyMonkey(
         delay=0.3, dependencies=["recommend*"], duration=60, mean_time_between=None, board=board
@@ -80,20 +84,12 @@ def test_errors_through_the_board_make_the_fallback_answer(
     tmp_path: Path, supervisor: Supervisor, src_env: dict[str, str]
 ) -> None:
     board = FaultBoard(tmp_path / "faults.json")
-    svc = supervisor.start(
-        [sys.executable, "-c", GUARDED_SERVICE],
-        app="catalog",
-        port=0,
-        env={**src_env, "STOIC_FAULT_BOARD": str(board.path)},
-        health_url="http://127.0.0.1:{port}/",
-        wait=True,
-        timeout=20,
-    )
+    port = start_guarded(supervisor, board, src_env)
     board.post(FaultRule(dependency="recommendations", kind="error", app="catalog"))
-    assert wait_until(lambda: ask(svc.port or 0)["source"] == "cache", timeout=5)
+    assert wait_until(lambda: ask(port)["source"] == "cache", timeout=5)
     board.clear()
     board.post(FaultRule(dependency="recommendations", kind="error", app="other-app"))
-    assert wait_until(lambda: ask(svc.port or 0)["source"] == "primary", timeout=5)
+    assert wait_until(lambda: ask(port)["source"] == "primary", timeout=5)
 
 
 def test_in_process_delay_and_calm(supervisor: Supervisor) -> None:
@@ -187,16 +183,7 @@ def test_a_bad_rule_is_refused_when_written_and_ignored_when_read(
     assert "rule 0 ignored: fault.expires must be epoch seconds" in caplog.text
     assert "rule 2 ignored: fault must be a JSON object" in caplog.text
     # every guarded call in another process still answers, and sees the good rule's delay
-    svc = supervisor.start(
-        [sys.executable, "-c", GUARDED_SERVICE],
-        app="catalog",
-        port=0,
-        env={**src_env, "STOIC_FAULT_BOARD": str(board.path)},
-        health_url="http://127.0.0.1:{port}/",
-        wait=True,
-        timeout=20,
-    )
-    answer = ask(svc.port or 0)
+    answer = ask(start_guarded(supervisor, board, src_env))
     assert answer["value"] == "fresh" and float(answer["ms"]) >= 200  # type: ignore[arg-type]
     # and the command line shows the board instead of crashing
     assert stoic_main(["chaos", "faults", "show", "--state-dir", str(board.path.parent)]) == 0

@@ -111,7 +111,7 @@ class Watchdog:
             try:
                 self._proc.stdin.write(line.encode())
                 self._proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError) as exc:
+            except (ValueError, OSError) as exc:  # a broken pipe is an OSError
                 log.warning("watchdog gone (%s): grandchildren may outlive a killed supervisor", exc)
                 self._proc = None
 

@@ -251,7 +251,7 @@ class SimianArmy:
             return None
 
         if self.leashed:  # nothing will die, so nothing is claimed: the cap is only read
-            why = refusal(lambda since: self.audit.terminations(since))
+            why = refusal(self.audit.terminations)
             if why is not None:
                 return self._each(monkey, action, "skipped", why)
             return self._each(monkey, action, "leashed", f"leashed: would {action.reason}")

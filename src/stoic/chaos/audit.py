@@ -348,8 +348,7 @@ class AuditLog:
 
     def _kills_since(self, since: float) -> list[AuditEntry]:
         # called with the lock held, inside claim()'s transaction
-        where = ["action = 'terminate'", f"outcome IN ({','.join('?' * len(KILLS))})", "at >= ?"]
-        return self._select(where, [*KILLS, since], None)
+        return self._entries(None, outcome=KILLS, since=since, action="terminate")
 
     def entries(
         self,
@@ -362,6 +361,25 @@ class AuditLog:
         action: str | None = None,
     ) -> list[AuditEntry]:
         """Entries, newest first, filtered by monkey / outcome(s) / group / chaos-clock time / action."""
+        with self._lock:
+            try:
+                return self._entries(
+                    limit, monkey=monkey, outcome=outcome, group=group, since=since, action=action
+                )
+            except sqlite3.Error as exc:
+                raise self._error("cannot be read", exc) from None
+
+    def _entries(
+        self,
+        limit: int | None,
+        *,
+        monkey: str | None = None,
+        outcome: str | Sequence[str] | None = None,
+        group: str | None = None,
+        since: float | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]:
+        # the caller holds the lock
         where: list[str] = []
         args: list[object] = []
         if action is not None:
@@ -380,11 +398,7 @@ class AuditLog:
         if since is not None:
             where.append("at >= ?")
             args.append(since)
-        with self._lock:
-            try:
-                return self._select(where, args, limit)
-            except sqlite3.Error as exc:
-                raise self._error("cannot be read", exc) from None
+        return self._select(where, args, limit)
 
     def terminations(self, since: float | None = None) -> list[AuditEntry]:
         """Kills, newest first: every ``terminated`` entry, and every ``intended`` one whose outcome

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 from ._errors import ChaosConfigError
 from ._monkey import Action, RunContext, check_duration
+from .audit import KILLS
 from .fleet import GROUPINGS, Member, group_key
 from .safety import BlastRadius
 from .schedule import Schedule
@@ -144,7 +145,7 @@ class ChaosMonkey:
             if ctx.rng.random() < daily_odds(s.mean_time_between_kills):
                 kill_at = ctx.rng.uniform(ctx.timestamp, window_end(schedule, ctx.now))
                 # a restart must not draw a second kill for a day that already had one
-                last = ctx.audit.last(self.name, group, ("terminated", "intended", "leashed"))
+                last = ctx.audit.last(self.name, group, (*KILLS, "leashed"))
                 if last is not None and schedule.local(last.when).date() == day:
                     kill_at = None
             planned = (day, kill_at)

@@ -116,8 +116,7 @@ class KillSwitch:
         self._flag.set()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("w") as f:
-                f.write(reason or "engaged\n")
+            self.path.write_text(reason or "engaged\n")
 
     def release(self) -> None:
         """Let chaos run again."""

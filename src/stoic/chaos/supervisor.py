@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import queue
@@ -403,16 +402,17 @@ def _fill(text: str, subst: Mapping[str, str]) -> str:
 
 
 def _terminate(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
-    """SIGTERM every group, wait up to `timeout` in total for the children, then SIGKILL each group:
-    the children still running and whatever a child that did exit left behind."""
+    """SIGTERM every group, wait up to `timeout` in total for the children, then SIGKILL the groups
+    of those still running (what an exited child left behind goes in `_exited`)."""
     for p in procs:
         signal_group(p, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for p in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        signal_group(p, signal.SIGKILL)
-        p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            signal_group(p, signal.SIGKILL)
+            p.wait(timeout=10)
 
 
 __all__ = ["EVENTS", "LIVE_STATUSES", "Listener", "Supervisor"]

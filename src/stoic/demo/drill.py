@@ -31,14 +31,10 @@ from stoic.chaos.fleet import Fleet, Member
 from stoic.fit import HeaderCodec, Scenario
 
 from .platform import Platform
-from .topology import CACHE_APP, PROCESSES
+from .topology import CACHE_APP, FIT_AUDIENCE
 
 KINDS = ("chaos-monkey", "latency-monkey", "chaos-gorilla", "chaos-kong", "fit")
 KILL_APPS = ("account", "discovery", "playback", "edge")
-#: the processes a FIT header may reach: the edge a play arrives at and the service processes it
-#: calls (a strike may target any dependency on the play path, wherever it is guarded)
-FIT_AUDIENCE: tuple[str, ...] = tuple(PROCESSES)
-
 
 @dataclass(frozen=True, slots=True)
 class Strike:

@@ -28,7 +28,7 @@ from stoic.guard import registry
 from ._store import CacheStore, MemoryStore, Store
 from .edge import Edge
 from .services import ROUTES, ServiceContext
-from .topology import CACHE_APP, OCA_APP, PROCESSES, Topology
+from .topology import CACHE_APP, FIT_AUDIENCE, OCA_APP, PROCESSES, Topology
 
 
 def _fit(app: ASGIApp, topology: Topology, service: str) -> ASGIApp:
@@ -54,7 +54,7 @@ def _hooks(topology: Topology) -> dict[str, Any]:
         return {}
     from stoic.fit import HeaderCodec, forward_hooks
 
-    return forward_hooks(HeaderCodec(topology.fit_secret, audience=list(PROCESSES)), asynchronous=True)
+    return forward_hooks(HeaderCodec(topology.fit_secret, audience=FIT_AUDIENCE), asynchronous=True)
 
 
 def _store(topology: Topology, zone: str) -> Store:

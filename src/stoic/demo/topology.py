@@ -35,6 +35,10 @@ PROCESSES: dict[str, tuple[str, ...]] = {
     "playback": ("steering", "manifest", "licence", "playback-log"),
 }
 
+#: the processes a FIT header may reach: the edge a play arrives at and the service processes it
+#: calls (a strike may target any dependency on the play path, wherever it is guarded)
+FIT_AUDIENCE: tuple[str, ...] = tuple(PROCESSES)
+
 #: the team paged when a service misbehaves
 OWNERS: dict[str, str] = {
     "edge": "edge-team",
