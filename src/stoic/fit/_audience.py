@@ -12,15 +12,15 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 
 from stoic.fit._errors import InvalidScenario
+from stoic.fit._scenario import NAME
 
 MAX_AUDIENCE = 64
-_SERVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _PATTERN = re.compile(r"[A-Za-z0-9_.:*?-]{1,64}")
 
 
 def check_service(field: str, name: object) -> str:
     """A receiving service's own name, lower-cased; ValueError names `field` when it is not a name."""
-    if not isinstance(name, str) or not _SERVICE.fullmatch(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ValueError(
             f"{field}: must be this service's name, 1-64 letters, digits, '_', '.', ':' or '-', got {name!r}"
         )

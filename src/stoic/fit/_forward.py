@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Collection, Coroutine, MutableMapping
-from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
+from stoic.fit._audience import admits
 from stoic.fit._codec import HeaderCodec
 from stoic.fit._incoming import check_header_name
 from stoic.fit._plan import current_plan
@@ -84,7 +84,7 @@ class Forwarder:
     def allows(self, host: str) -> bool:
         """True if calls to `host` may carry the plan and the identity."""
         name = host.rstrip(".").lower()  # "orders." is the same host as "orders"
-        return is_loopback(name) or any(fnmatchcase(name, pattern) for pattern in self.allow_hosts)
+        return is_loopback(name) or admits(self.allow_hosts, name)
 
     def headers(self, host: str) -> dict[str, str]:
         """The headers to add to a call to `host` made in the current context (empty outside a request,

@@ -16,7 +16,7 @@ class DependencyNames(Protocol):
     def names(self) -> list[str]: ...
 
 
-def warn_unknown(scenario: Scenario, registry: DependencyNames | None, *, stacklevel: int = 3) -> None:
+def warn_unknown(scenario: Scenario, registry: DependencyNames | None) -> None:
     """Warn (`FitWarning`) for each of `scenario`'s dependencies that `registry` does not know.
 
     An empty registry says nothing: its dependencies may not be created yet. Either way the scenario
@@ -43,5 +43,5 @@ def warn_unknown(scenario: Scenario, registry: DependencyNames | None, *, stackl
             f"dependencies: scenario {scenario.name!r} fails {name!r}, which no registered dependency is "
             f"called; {hint}",
             FitWarning,
-            stacklevel=stacklevel,
+            stacklevel=3,
         )

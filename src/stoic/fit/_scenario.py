@@ -23,7 +23,7 @@ ANY_DEPENDENCY = "*"
 MAX_DELAY = 60.0
 MAX_DEPENDENCIES = 64
 MAX_TARGETS = 1000
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # a dependency or service name
 _FIELDS = (
     "name", "dependencies", "kind", "delay", "message", "percent", "user_ids", "devices", "expires_at",
 )
@@ -125,7 +125,7 @@ class Scenario:
         expires_at: float | None = None,
         ttl: float | None = None,
     ) -> None:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise InvalidScenario(
                 "name", f"must be 1-64 characters of letters, digits, '_', '.', ':' or '-', got {name!r}"
             )

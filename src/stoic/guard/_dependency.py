@@ -538,15 +538,16 @@ class Dependency:
         return error
 
     def _injecting(self, fault: Fault, per_request: bool) -> int:
-        """ADMITTED for a process-wide fault (it counts like a real failure); for the request's own
-        fault, INJECTED (a delay: the call runs, counted apart) or `Failed` into the fallbacks."""
-        if not per_request:
-            return ADMITTED
-        if fault.kind == "delay":
-            return INJECTED
+        """ADMITTED for a process-wide fault that lets the call run (it counts like a real
+        failure); INJECTED for the request's own delay (the call runs, counted apart). A rejection,
+        and any failing fault of the request's own, is `Failed` into the fallbacks at once: a
+        process-wide one counted as rejected, the request's own as injected."""
+        if fault.kind == "delay" or (not per_request and fault.kind != "reject"):
+            return INJECTED if per_request else ADMITTED
         outcome, error = self._fault_error(fault)
-        self._state.count(_INJECTED)
-        self._emit_outcome(Outcome.INJECTED, 0, error)
+        shown = _INJECTED if per_request else outcome
+        self._state.count(shown)
+        self._emit_outcome(Outcome(shown), 0, error)
         raise Failed(outcome, error)
 
     def _fault_error(self, fault: Fault) -> tuple[int, BaseException]:
@@ -558,9 +559,6 @@ class Dependency:
         return _FAILURE, InjectedFailure(f"{self.name}: {fault.message}")
 
     def _faulty(self, fault: Fault, fn: Callable[..., Any]) -> Callable[..., Any]:
-        if fault.kind == "reject":
-            self._state.count(_REJECTED)
-            raise Failed(_REJECTED, self._refusal_injected())
         clock = self._clock
 
         def injected(*args: Any, **kwargs: Any) -> Any:
@@ -572,9 +570,6 @@ class Dependency:
         return injected
 
     def _faulty_async(self, fault: Fault, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        if fault.kind == "reject":
-            self._state.count(_REJECTED)
-            raise Failed(_REJECTED, self._refusal_injected())
         clock = self._clock
 
         async def injected(*args: Any, **kwargs: Any) -> Any:
@@ -584,11 +579,6 @@ class Dependency:
             raise self._fault_error(fault)[1]
 
         return injected
-
-    def _refusal_injected(self) -> BaseException:
-        error = self._fault_error(Fault("reject"))[1]
-        self._emit_outcome(Outcome.REJECTED, 0, error)
-        return error
 
     # -- recovery: retries, then the fallback chain ----------------------------------------------
     def _retry_allowed(self, failed: Failed, attempt: int) -> bool:

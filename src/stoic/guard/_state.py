@@ -91,7 +91,7 @@ class DependencyState:
         with self.lock:
             window_s, buckets = _span(policy)
             window = self.window
-            if window.n != buckets or window.bucket_ns != max(1, int(window_s * 1e9) // buckets):
+            if not window.spans(window_s, buckets):
                 self.window = RollingWindow(window_s, buckets, levels)  # other buckets: a fresh window
             elif window.levels != max(1, levels):
                 window.relevel(levels)

@@ -43,6 +43,10 @@ def code(outcome: int, slow: bool, latency_ns: int) -> int:
     return ((outcome << 1) | slow) * N_BINS + latency_bin(latency_ns)
 
 
+def _bucket_ns(window_s: float, buckets: int) -> int:
+    return max(1, int(window_s * 1e9) // buckets)
+
+
 class RollingWindow:
     """Not thread-safe for readers: the owner holds its lock around fold, roll, reset and snapshot."""
 
@@ -52,7 +56,7 @@ class RollingWindow:
 
     def __init__(self, window_s: float, buckets: int, levels: int) -> None:
         self.n = buckets
-        self.bucket_ns = max(1, int(window_s * 1e9) // buckets)
+        self.bucket_ns = _bucket_ns(window_s, buckets)
         self.levels = max(1, levels)
         self.epochs = [-1] * buckets
         self.logs: list[list[int]] = [[] for _ in range(buckets)]
@@ -130,6 +134,10 @@ class RollingWindow:
         """Send plain successes from `at_ns` on (NEVER: none) through the owner's general path."""
         self.attention_at = at_ns
         self.current_end = min(self.newest_end, at_ns)
+
+    def spans(self, window_s: float, buckets: int) -> bool:
+        """True if this window already has `buckets` buckets over `window_s` seconds."""
+        return self.n == buckets and self.bucket_ns == _bucket_ns(window_s, buckets)
 
     def relevel(self, levels: int) -> None:
         """A new fallback chain: its levels are other levels, so their counts start again."""
