@@ -90,27 +90,32 @@ class Detection(NamedTuple):
 class _Window:
     """The last `size` values in arrival order and sorted, for exact sliding quantiles."""
 
-    __slots__ = ("_fifo", "_sorted", "_stale", "median", "n", "size")
+    __slots__ = ("_next", "_ring", "_sorted", "_stale", "median", "n", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.n = 0
         self.median = 0.0
         self._stale = 0
-        self._fifo: deque[float] = deque()
+        self._ring: list[float] = []  # arrival order, overwritten in a circle once full
+        self._next = 0
         self._sorted: list[float] = []
 
     def add(self, x: float) -> None:
+        ordered = self._sorted
         if self.n == self.size:
-            del self._sorted[bisect_left(self._sorted, self._fifo.popleft())]
+            i = self._next
+            del ordered[bisect_left(ordered, self._ring[i])]
+            self._ring[i] = x
+            self._next = i + 1 if i + 1 < self.size else 0
         else:
             self.n += 1
-        self._fifo.append(x)
-        insort(self._sorted, x)
+            self._ring.append(x)
+        insort(ordered, x)
         self._stale += 1
         if self._stale >= 8 or self.n < 64:  # a median of many points moves slowly
             self._stale = 0
-            self.median = self._sorted[self.n // 2]
+            self.median = ordered[self.n // 2]
 
     def quantile(self, p: float) -> float:
         return self._sorted[min(self.n - 1, int(p * self.n))] if self.n else 0.0
@@ -119,7 +124,7 @@ class _Window:
 class _Season:
     """What was seen at each slot of a season (a day, a week) over the last `keep` cycles."""
 
-    __slots__ = ("_all", "_cycle", "_earlier", "_values", "keep", "length", "slots", "width")
+    __slots__ = ("_values", "cycle_of", "earlier", "keep", "length", "medians", "slots", "width")
 
     def __init__(self, length: float, interval: float, keep: int) -> None:
         self.length = length
@@ -127,11 +132,11 @@ class _Season:
         self.slots = max(1, math.ceil(length / self.width))
         self.keep = keep
         self._values: list[list[float] | None] = [None] * self.slots
-        self._cycle = [-1] * self.slots
+        self.cycle_of = [-1] * self.slots
         # medians kept on write, once per slot and cycle, and read on every point; with and
         # without the newest cycle, since a cycle's own value is not a precedent for it
-        self._all: list[float | None] = [None] * self.slots
-        self._earlier: list[float | None] = [None] * self.slots
+        self.medians: list[float | None] = [None] * self.slots
+        self.earlier: list[float | None] = [None] * self.slots
 
     def slot(self, at: float) -> int:
         return int((at % self.length) // self.width) % self.slots
@@ -139,38 +144,43 @@ class _Season:
     def typical(self, slot: int, cycle: int) -> float | None:
         """The median of earlier cycles at `slot` (None before one cycle has passed there)."""
         slot %= self.slots
-        return self._earlier[slot] if self._cycle[slot] == cycle else self._all[slot]
+        return self.earlier[slot] if self.cycle_of[slot] == cycle else self.medians[slot]
 
     def add(self, slot: int, cycle: int, value: float) -> None:
         values = self._values[slot]
         if values is None:
-            values = self._values[slot] = [value]
-        elif self._cycle[slot] == cycle:
+            self._values[slot] = [value]
+            self.cycle_of[slot] = cycle
+            self.medians[slot] = value
+            return
+        if self.cycle_of[slot] == cycle:
             values[-1] = value  # a second point in one slot of one cycle: keep the latest
         else:
             values.append(value)
             if len(values) > self.keep:
                 del values[0]
-                self._earlier[slot] = _median(values[:-1])
+                self.earlier[slot] = _median(values[:-1])
             else:  # nothing left the memory: the earlier cycles' median is the last one taken
-                self._earlier[slot] = self._all[slot]
-        self._cycle[slot] = cycle
-        self._all[slot] = _median(values)
+                self.earlier[slot] = self.medians[slot]
+        self.cycle_of[slot] = cycle
+        self.medians[slot] = sorted(values)[(len(values) - 1) // 2]  # _median, inlined: every point
 
 
 class _Tail:
     """Where a non-negative statistic falls in the tail of its own recent history."""
 
-    __slots__ = ("_fit", "_q90", "_q99", "_q999", "_stale", "cautious", "window")
+    __slots__ = ("_fit", "_q90", "_q99", "_q999", "_stale", "band", "band_edge", "cautious", "window")
 
-    def __init__(self, *, cautious: bool = False) -> None:
+    def __init__(self, *, cautious: bool = False, band: float = 0.0) -> None:
         # An autocorrelated statistic has few independent values in its history: a cautious
         # tail takes the slower of the two decays whatever the gaps say.
         self.cautious = cautious
+        self.band = band  # decades whose edge is kept up to date in `band_edge`
         self.window = _Window(_TAIL_POINTS)
         self._stale = 0
         self._q90 = self._q99 = self._q999 = 0.0
         self._fit: tuple[float, float, float | None] = (_Q_FLOOR, _GAP_FLOOR, None)
+        self.band_edge = self.edge(band)
 
     def add(self, x: float) -> None:
         w = self.window
@@ -180,6 +190,7 @@ class _Tail:
             self._stale = 0
             self._q90, self._q99, self._q999 = w.quantile(0.9), w.quantile(0.99), w.quantile(0.999)
             self._fit = self._refit()
+            self.band_edge = self.edge(self.band)
 
     def _refit(self) -> tuple[float, float, float | None]:
         """(99th percentile, length of a decade of an exponential tail, decay ratio of a power law
@@ -351,7 +362,9 @@ class Detector:
         self._drifts = [_Drift() for _ in range(n)]
         self._groups = [_Window(_GROUP_POINTS) for _ in range(_GROUPS)]
         self._scale = _Window(_GROUP_POINTS)  # all hours together, until an hour has its own
-        self._tail = _Tail()
+        self._unready = _GROUPS  # hours without a scale of their own
+        # the band is where a run of points reaches the threshold: half its decades each
+        self._tail = _Tail(band=0.5 * _HALF * self.threshold / (1.0 - self.threshold))
         self._quantum = math.inf  # the smallest change between two normal points: the resolution
         self._previous: float | None = None
         self._last_at: float | None = None
@@ -390,7 +403,7 @@ class Detector:
             cycle, slot = int(at // p.length), p.slot(at)
             cycles.append(cycle)
             slots.append(slot)
-            centres.append(p.typical(slot, cycle))
+            centres.append(p.earlier[slot] if p.cycle_of[slot] == cycle else p.medians[slot])  # typical()
         group = self._groups[int((at % (self._hour * _GROUPS)) // self._hour) % _GROUPS]
         play = self._in_play(centres)
         expected, best, bad = self._explain(value, slots, cycles, centres, play)
@@ -502,7 +515,7 @@ class Detector:
 
     def _band(self, expected: float, unit: float) -> tuple[float | None, float | None]:
         """The edges a run of points must pass to reach the threshold."""
-        width = unit * self._tail.edge(0.5 * _HALF * self.threshold / (1.0 - self.threshold))
+        width = unit * self._tail.band_edge
         lower = expected - width
         if self.count and lower < 0.0:
             lower = 0.0
@@ -570,17 +583,19 @@ class Detector:
                 # an exact fit (a flat stretch, a metric pinned at its bound) says nothing about
                 # the noise: counting it would shrink the scale until the next wiggle looks huge
                 group.add(residual)
-                self._scale.add(residual)
+                if self._unready:  # all hours together serve only until each hour has its own
+                    self._scale.add(residual)
+                    if group.n == _GROUP_MIN:
+                        self._unready -= 1
             if self._seen > _GROUP_MIN:  # a standardised residual needs a settled scale
                 self._tail.add(z)
-            self._track_errors(value, centres, unit)
         previous = self._previous
         if previous is not None and value != previous:
             step = abs(value - previous)
             if step < self._quantum:
                 self._quantum = step
         self._previous = value
-        self._accept(value, at, centres, drifting)
+        self._accept(value, at, centres, drifting, unit if explained else 0.0)
 
     def _hold_out(self, value: float, at: float, z: float) -> None:
         """Keep a scoring point out of the level, the scale and the baselines, until it lasts."""
@@ -601,29 +616,27 @@ class Detector:
             d.settle(level)
         self._held, self._held_since, self._previous = [], None, value
 
-    def _accept(self, value: float, at: float, centres: list[float | None], drifting: bool) -> None:
+    def _accept(
+        self, value: float, at: float, centres: list[float | None], drifting: bool, unit: float = 0.0
+    ) -> None:
         """Take a normal point into the recent levels; the drift averages follow the level
-        medians, so one wild point cannot drag them."""
+        medians, so one wild point cannot drag them. With a `unit`, first track each
+        explanation's smoothed |residual| (in units) before the point joins its level."""
+        alpha, errors, counts, levels = self._error_alpha, self._errors, self._error_n, self._levels
+        half_life = self.drift_half_life
         for i, recent in enumerate(self._recent):
             typical = 0.0 if i == 0 else centres[i - 1]
             if typical is None:
                 continue
+            level = levels[i]
+            if unit and level is not None:
+                error = abs(value - level - typical) / unit
+                n = counts[i] = counts[i] + 1
+                rate = 1.0 / n if n * alpha < 1.0 else alpha
+                errors[i] += rate * ((error if error < _ERROR_CLIP else _ERROR_CLIP) - errors[i])
             recent.append(value - typical)
-            level = self._levels[i] = _median(recent)
-            self._drifts[i].learn(level, at, self.drift_half_life, drifting)
-
-    def _track_errors(self, value: float, centres: list[float | None], unit: float) -> None:
-        """Smoothed |residual| of each explanation alone, before this point joins its level."""
-        alpha = self._error_alpha
-        errors, counts = self._errors, self._error_n
-        for i, level in enumerate(self._levels):
-            typical = 0.0 if i == 0 else centres[i - 1]
-            if level is None or typical is None:
-                continue
-            error = abs(value - level - typical) / unit
-            counts[i] += 1
-            rate = 1.0 / counts[i] if counts[i] * alpha < 1.0 else alpha
-            errors[i] += rate * ((error if error < _ERROR_CLIP else _ERROR_CLIP) - errors[i])
+            level = levels[i] = sorted(recent)[(len(recent) - 1) // 2]
+            self._drifts[i].learn(level, at, half_life, drifting)
 
 
 def _score(decades: float) -> float:
