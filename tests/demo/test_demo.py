@@ -104,3 +104,14 @@ def test_zero_failed_plays_through_a_zone_kill_and_a_region_kill(tmp_path: Path)
     names = {d["name"] for d in watcher.dependencies}
     assert "edge-us-east-1a/personalisation" in names and "edge-eu-west-1b/region-eu-west" in names
     assert any("chaos-gorilla" in json.dumps(e) for e in watcher.chaos)
+
+
+def test_a_calm_day_pages_nobody(tmp_path: Path) -> None:
+    """No chaos, a whole compressed day including the fall after midnight: the detectors know the
+    day's shape from the platform's earlier days and raise nothing."""
+    options = DemoOptions(duration=40.0, seed=3, out=tmp_path, peak=5.0, chaos=False)
+    report = run_demo(options, progress=ProgressLine(enabled=False))
+
+    assert report.plays >= 40 and not report.failed
+    assert report.alerts == [], [a.get("summary") for a in report.alerts]
+    assert "alerts:" not in (tmp_path / "report.txt").read_text()
