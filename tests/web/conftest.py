@@ -14,6 +14,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from stoic.signals import Signals
+from stoic.web import ServerLimits, server_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,13 +33,18 @@ TOKEN = "test-token-0123456789"
 class Server:
     """A uvicorn server on a free 127.0.0.1 port, run in a background thread."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, limits: ServerLimits | None = None, **options: Any) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+        if limits is None:
+            config = uvicorn.Config(
+                app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1, **options
+            )
+        else:  # as `stoic web` serves it
+            config = server_config(app, limits=limits, lifespan="on", timeout_graceful_shutdown=1, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -59,12 +65,13 @@ class Server:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Starlette], Server]]:
-    """`serve(app)` starts `app` under uvicorn and returns the Server; stopped at teardown."""
+def serve() -> Iterator[Callable[..., Server]]:
+    """`serve(app, limits=None, **uvicorn_options)` starts `app` under uvicorn and returns the Server;
+    stopped at teardown."""
     servers: list[Server] = []
 
-    def start(app: Starlette) -> Server:
-        server = Server(app).start()
+    def start(app: Starlette, limits: ServerLimits | None = None, **options: Any) -> Server:
+        server = Server(app, limits, **options).start()
         servers.append(server)
         return server
 

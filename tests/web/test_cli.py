@@ -69,6 +69,14 @@ def test_stoic_web_serves_this_process() -> None:
         (["--interval", "0"], "--interval: must be a number of seconds in [0.05, 60]"),
         (["--token", "short"], "--token: must be at least 8 characters"),
         (["--allow-host", "http://x"], "--allow-host: must be a host name"),
+        (["--merge", "ftp://x/hystrix.stream"], "--merge: must be an http(s) URL"),
+        (["--merge"], "--merge: expected at least one argument"),
+        (["--view", "admin"], "--view: invalid choice: 'admin'"),
+        (["--max-streams", "0"], "--max-streams: must be an integer in [1, 100000], got '0'"),
+        (["--max-connections", "many"], "--max-connections: must be an integer in [1, 1000000], got 'many'"),
+        (["--header-timeout", "0"], "--header-timeout: must be a number in [0.1, 300], got '0'"),
+        (["--stale-after", "nan"], "--stale-after: must be a number in [0.5, 300], got 'nan'"),
+        (["--view", "support", "--token", TOKEN], "--token: the support view takes no token"),
     ],
 )
 def test_bad_flags_are_named(args: list[str], words: str) -> None:
@@ -89,3 +97,25 @@ def test_a_bad_token_in_the_environment_is_one_clean_line(token: str) -> None:
     assert "Traceback" not in done.stderr
     assert lines[0].startswith("stoic web: STOIC_WEB_TOKEN: must be at least 8 characters")
     assert token not in done.stderr, "the secret is never echoed"
+
+
+def _low_file_limit() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+
+def test_more_connections_than_descriptors_is_refused_at_start() -> None:
+    done = subprocess.run(
+        _stoic("web", "--port", str(free_port()), "--max-connections", "1000"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "STOIC_WEB_TOKEN": TOKEN},
+        preexec_fn=_low_file_limit,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "stoic web: --max-connections: must be at most 320 here (the open-file limit less 192 kept "
+        "for the server itself), got 1000"
+    )

@@ -1,286 +1,71 @@
-"""The dashboard application: one page, JSON APIs, SSE streams, /metrics and /hystrix.stream.
+"""Building the dashboard app: checking the sources once, and choosing the routes a view serves.
 
-Each route is a module-level handler reading what it serves from `request.app.state.stoic` (a
-`Sources`), so a handler can be read and tested without building the whole app around it.
+The handlers live in `_handlers.py` and read everything from `app.state.stoic`; this module only
+validates what `create_app` is given and wires it up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import time
+import functools
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from . import _handlers as h
 from ._edge import LOOPBACK_HOSTS, EdgeMiddleware, check_hosts
-from ._http import (
-    BadRequest,
-    check_token,
-    error,
-    event_stream,
-    finite,
-    json_body,
-    number_param,
-    sse_frame,
-    token_problem,
-)
-from ._hystrix import hystrix_command, hystrix_thread_pool
+from ._http import BadRequest, token_problem
+from ._merge import HystrixMerge
 from ._metrics import GuardCollector
-from ._scenarios import scenario_add, scenario_list, scenario_remove
-from ._sources import alert_list, chaos_events, indicator_view
-from ._views import dependency_views, find, snapshots
+from ._page import check_view, page_template
+from ._sources import chaos_log as as_chaos_log
+from ._sources import guard_source, scenario_store, signals_source
+from ._streams import Streams
 
-BREAKER_ACTIONS = ("force_open", "force_closed", "reset")
-WINDOW = ("window", 3600.0, 60.0, 7 * 86400.0)  # query name, default, low, high (seconds)
+BREAKER_ACTIONS = h.BREAKER_ACTIONS
 
-
-@dataclass(frozen=True, slots=True)
-class Sources:
-    """Everything the handlers read, fixed when the app is built."""
-
-    registry: Any
-    signals: Any
-    chaos_log: Any
-    scenarios: Any
-    token: str | None
-    interval: float
-    stream_lifetime: float
-    title: str
-    page: str
-    metrics: CollectorRegistry
-
-
-def _sources(request: Request) -> Sources:
-    sources: Sources = request.app.state.stoic
-    return sources
-
-
-def _ok(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(finite(data), status_code=status)
-
-
-def _not_found(name: str) -> JSONResponse:
-    return error(404, f"no dependency called {name!r}", "name")
-
-
-async def _indicators(src: Sources, window: float) -> dict[str, Any]:
-    return await run_in_threadpool(indicator_view, src.signals, window)
-
-
-def _without_accounts(view: dict[str, Any]) -> dict[str, Any]:
-    # Churn risk names customers: the public view keeps the scores and drops who they belong to.
-    churn = view.get("churn")
-    if not isinstance(churn, list):
-        return view
-    hidden = [{k: v for k, v in r.items() if k != "account"} if isinstance(r, dict) else {} for r in churn]
-    return {**view, "churn": hidden}
-
-
-async def _state(src: Sources, window: float) -> dict[str, Any]:
-    # One failing source must not blank the page: its part is empty and the error is shown.
-    errors: dict[str, str] = {}
-    try:
-        view = await _indicators(src, window)
-    except Exception as exc:
-        errors["signals"] = f"{type(exc).__name__}: {exc}"
-        view = indicator_view(None, window)
-    try:
-        chaos = await run_in_threadpool(chaos_events, src.chaos_log, src.signals)
-    except Exception as exc:
-        errors["chaos"] = f"{type(exc).__name__}: {exc}"
-        chaos = []
-    return {
-        "errors": errors,
-        "title": src.title,
-        "now": time.time(),
-        "dependencies": dependency_views(src.registry),
-        "indicators": {"series": view["series"], "interval": view.get("interval"), "now": view["now"]},
-        "alerts": view["alerts"],
-        "chaos": chaos,
-        "scenarios": scenario_list(src.scenarios),
-        "sources": {
-            "signals": src.signals is not None,
-            "chaos": src.chaos_log is not None or src.signals is not None,
-            "control": src.token is not None,
-        },
-    }
-
-
-async def index(request: Request) -> HTMLResponse:
-    return HTMLResponse(_sources(request).page)
-
-
-async def healthz(request: Request) -> JSONResponse:
-    return _ok({"ok": True})
-
-
-async def api_state(request: Request) -> JSONResponse:
-    return _ok(await _state(_sources(request), number_param(request, *WINDOW)))
-
-
-async def api_stream(request: Request) -> Response:
-    src = _sources(request)
-    window = number_param(request, *WINDOW)
-
-    async def produce() -> list[str]:
-        return [sse_frame(await _state(src, window), event="state")]
-
-    return event_stream(produce, src.interval, src.stream_lifetime)
-
-
-async def api_dependencies(request: Request) -> JSONResponse:
-    return _ok(dependency_views(_sources(request).registry))
-
-
-async def api_dependency(request: Request) -> JSONResponse:
-    name = request.path_params["name"]
-    for view in dependency_views(_sources(request).registry):
-        if view.get("name") == name:
-            return _ok(view)
-    return _not_found(name)
-
-
-async def api_breaker(request: Request) -> Response:
-    src = _sources(request)
-    denied = check_token(request, src.token)
-    if denied is not None:
-        return denied
-    name = request.path_params["name"]
-    dependency = find(src.registry, name)
-    if dependency is None:
-        return _not_found(name)
-    body = await json_body(request)
-    action = body.get("action") if isinstance(body, dict) else None
-    if action not in BREAKER_ACTIONS:
-        return error(400, f"must be one of {', '.join(BREAKER_ACTIONS)}, got {action!r}", "action")
-    getattr(dependency.breaker, action)()
-    return _ok({"name": name, "state": dependency.breaker.state})
-
-
-async def api_indicators(request: Request) -> Response:
-    src = _sources(request)
-    # Public without credentials; a request that offers a token must offer the right one.
-    trusted = False
-    if "authorization" in request.headers:
-        denied = check_token(request, src.token)
-        if denied is not None:
-            return denied
-        trusted = True
-    view = await _indicators(src, number_param(request, *WINDOW))
-    return _ok(view if trusted else _without_accounts(view))
-
-
-async def api_ingest(request: Request) -> Response:
-    src = _sources(request)
-    denied = check_token(request, src.token)
-    if denied is not None:
-        return denied
-    if src.signals is None:
-        return error(503, "no signals source: create_app(signals=stoic.signals.Signals())", "signals")
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        return error(400, f"must be a JSON object, got {type(body).__name__}", "body")
-    try:
-        accepted = await run_in_threadpool(src.signals.ingest, body)
-    except ValueError as exc:
-        field = getattr(exc, "field", None) or str(exc).partition(":")[0] or "body"
-        return error(400, str(exc), field)
-    return _ok(accepted, status=202)
-
-
-async def api_chaos(request: Request) -> JSONResponse:
-    src = _sources(request)
-    return _ok(await run_in_threadpool(chaos_events, src.chaos_log, src.signals))
-
-
-async def api_alerts(request: Request) -> JSONResponse:
-    return _ok(await run_in_threadpool(alert_list, _sources(request).signals))
-
-
-async def api_scenarios(request: Request) -> Response:
-    src = _sources(request)
-    if request.method == "GET":
-        return _ok(scenario_list(src.scenarios))
-    denied = check_token(request, src.token)
-    if denied is not None:
-        return denied
-    body = await json_body(request)
-    return _ok(scenario_add(src.scenarios, body), status=201)
-
-
-async def api_scenario(request: Request) -> Response:
-    src = _sources(request)
-    denied = check_token(request, src.token)
-    if denied is not None:
-        return denied
-    name = request.path_params["name"]
-    if not scenario_remove(src.scenarios, name):
-        return error(404, f"no scenario called {name!r}", "name")
-    return Response(status_code=204)
-
-
-async def prometheus(request: Request) -> Response:
-    return Response(generate_latest(_sources(request).metrics), media_type=CONTENT_TYPE_LATEST)
-
-
-async def hystrix_stream(request: Request) -> Response:
-    src = _sources(request)
-    # Hystrix's own servlet takes ?delay=<ms> (default 500) between reports.
-    delay = number_param(request, "delay", 500.0, 50.0, 60000.0) / 1000.0
-
-    async def produce() -> list[str]:
-        now = time.time()
-        frames = []
-        for snap in snapshots(src.registry):
-            dependency = find(src.registry, snap.get("name"))
-            frames.append(f"data: {json.dumps(hystrix_command(snap, dependency, now))}\n\n")
-            if snap.get("isolation") == "thread":
-                frames.append(f"data: {json.dumps(hystrix_thread_pool(snap, dependency, now))}\n\n")
-        return frames
-
-    return event_stream(produce, delay, src.stream_lifetime)
-
-
-async def bad_request(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BadRequest)
-    message = str(exc).partition(": ")[2] or str(exc)
-    return error(exc.status, message, exc.field)
-
-
-ROUTES = [
-    Route("/", index),
-    Route("/healthz", healthz),
-    Route("/api/state", api_state),
-    Route("/api/stream", api_stream),
-    Route("/api/dependencies", api_dependencies),
+# Both views read the same APIs; only the operator's view can change anything.
+READ_ROUTES: list[BaseRoute] = [
+    Route("/", h.index),
+    Route("/healthz", h.healthz),
+    Route("/api/state", h.api_state),
+    Route("/api/stream", h.api_stream),
+    Route("/api/dependencies", h.api_dependencies),
     # Names may hold "/" (every cache server: cache/zone-a/10.0.0.5:11211), raw or as %2F. A GET
     # for ".../x/breaker" reads a dependency of that name; the POST below controls "x".
-    Route("/api/dependencies/{name:path}", api_dependency, methods=["GET"]),
-    Route("/api/dependencies/{name:path}/breaker", api_breaker, methods=["POST"]),
-    Route("/api/indicators", api_indicators, methods=["GET"]),
-    Route("/api/indicators", api_ingest, methods=["POST"]),
+    Route("/api/dependencies/{name:path}", h.api_dependency, methods=["GET"]),
+    Route("/api/indicators", h.api_indicators, methods=["GET"]),
     # The paths docs/signals.md names, for apps written against it.
-    Route("/api/signals", api_indicators, methods=["GET"]),
-    Route("/api/signals/ingest", api_ingest, methods=["POST"]),
-    Route("/api/chaos", api_chaos),
-    Route("/api/alerts", api_alerts),
-    Route("/api/fit/scenarios", api_scenarios, methods=["GET", "POST"]),
-    Route("/api/fit/scenarios/{name}", api_scenario, methods=["DELETE"]),
-    Route("/metrics", prometheus),
-    Route("/hystrix.stream", hystrix_stream),
+    Route("/api/signals", h.api_indicators, methods=["GET"]),
+    Route("/api/chaos", h.api_chaos),
+    Route("/api/alerts", h.api_alerts),
+    Route("/api/fit/scenarios", h.api_scenarios, methods=["GET"]),
+    Route("/api/merge", h.api_merge),
+    Route("/metrics", h.prometheus),
+    Route("/hystrix.stream", h.hystrix_stream),
     Mount("/static", StaticFiles(packages=[("stoic.web", "static")]), name="static"),
 ]
+WRITE_ROUTES: list[BaseRoute] = [
+    Route("/api/dependencies/{name:path}/breaker", h.api_breaker, methods=["POST"]),
+    Route("/api/indicators", h.api_ingest, methods=["POST"]),
+    Route("/api/signals/ingest", h.api_ingest, methods=["POST"]),
+    Route("/api/fit/scenarios", h.api_scenario_add, methods=["POST"]),
+    Route("/api/fit/scenarios/{name}", h.api_scenario_remove, methods=["DELETE"]),
+]
+MAX_STREAMS = 100
+
+
+def _bounded(field: str, value: Any, low: float, high: float, integer: bool = False) -> None:
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok or not low <= value <= high:
+        raise ValueError(f"{field}: must be {kind} in [{low:g}, {high:g}], got {value!r}")
 
 
 def create_app(
@@ -292,63 +77,96 @@ def create_app(
     token: str | None = None,
     interval: float = 1.0,
     stream_lifetime: float = 300.0,
+    max_streams: int = MAX_STREAMS,
     title: str = "Stoic",
+    view: str = "operator",
+    merge: HystrixMerge | None = None,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
 ) -> Starlette:
     """Build the dashboard app.
 
-    - `registry`: a `stoic.guard.Registry` (default: the process-wide `stoic.guard.registry`).
+    - `registry`: a `stoic.guard.Registry` (default: the process-wide `stoic.guard.registry`, or
+      the merged processes when `merge` is given).
     - `scenarios`: the FIT scenarios switched on for live traffic (default: the process-wide
-      `stoic.fit.catalog`); anything with `add(scenario)`, `remove(name)` and `snapshot()` or
-      `scenarios` (e.g. a `stoic.fit.FailurePlan`) works.
+      `stoic.fit.catalog`); a `stoic.fit.Catalog`, or anything holding `scenarios` with `add` and
+      `remove` (e.g. a `stoic.fit.FailurePlan`).
     - `signals`: a `stoic.signals.Signals` for indicators, alerts and ingest (optional).
-    - `chaos_log`: the chaos audit log, anything with `entries()` or iterable (optional).
+    - `chaos_log`: the chaos audit log, a `stoic.chaos.AuditLog` or a list of entries (optional).
     - `token`: bearer token for every write and for churn account ids; with None the write APIs
       answer 403.
     - `interval`: seconds between SSE updates; `stream_lifetime`: seconds before a stream is closed
-      (browsers reconnect on their own).
+      (browsers reconnect on their own); `max_streams`: live streams served at once, past which a
+      stream request gets 503 with `Retry-After`.
+    - `view`: `"operator"` (everything, with the FIT controls) or `"support"` (read-only: no write
+      API at all, no forms, no token).
+    - `merge`: a `HystrixMerge`; `/hystrix.stream` then serves the merged processes.
     - `allowed_hosts`: the `Host` names served (default: loopback names and addresses);
       `"*.example.com"` allows subdomains, `"*"` any name. Any other host gets 400.
     """
+    view = check_view(view)
+    if merge is not None and not isinstance(merge, HystrixMerge):
+        raise TypeError(f"merge: must be a HystrixMerge, got {type(merge).__name__}")
     if registry is None:
-        from stoic.guard import registry as default_registry
+        if merge is not None:
+            registry = merge
+        else:
+            from stoic.guard import registry as default_registry
 
-        registry = default_registry
+            registry = default_registry
     if scenarios is None:
         from stoic.fit import catalog as default_catalog
 
         scenarios = default_catalog
-    if not 0.05 <= interval <= 60:
-        raise ValueError(f"interval: must be in [0.05, 60] seconds, got {interval!r}")
-    if not interval <= stream_lifetime <= 86400:
-        raise ValueError(f"stream_lifetime: must be in [interval, 86400] seconds, got {stream_lifetime!r}")
+    _bounded("interval", interval, 0.05, 60)
+    _bounded("stream_lifetime", stream_lifetime, interval, 86400)
+    _bounded("max_streams", max_streams, 1, 100_000, integer=True)
+    if view == "support" and token is not None:
+        raise ValueError("token: the support view takes no token (it has no write API); pass None")
     problem = None if token is None else token_problem(token)
     if problem is not None:
         # The value is a secret: the message gives the rule, never the token.
         raise ValueError(f"token: {problem} (or None to disable writes)")
     hosts = check_hosts(allowed_hosts)
+    guard = guard_source(registry)
 
-    collector = GuardCollector(registry)
+    collector = GuardCollector(guard)
     metrics = CollectorRegistry(auto_describe=False)
     metrics.register(collector)
-    page = resources.files("stoic.web").joinpath("static/index.html").read_text("utf-8")
-    page = page.replace("{{title}}", title.replace("<", "&lt;").replace(">", "&gt;"))
+    streams = Streams(max_streams, stream_lifetime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if merge is not None:
+            await merge.start()
         try:
             yield
         finally:
+            await streams.close()
+            if merge is not None:
+                await merge.stop()
             collector.close()
 
+    routes = READ_ROUTES if view == "support" else [*WRITE_ROUTES, *READ_ROUTES]
     app = Starlette(
-        routes=ROUTES,
-        exception_handlers={BadRequest: bad_request},
+        routes=routes,
+        exception_handlers={BadRequest: h.bad_request, HTTPException: h.http_error},
         middleware=[Middleware(EdgeMiddleware, allowed_hosts=hosts)],
         lifespan=lifespan,
     )
-    app.state.stoic = Sources(
-        registry, signals, chaos_log, scenarios, token, interval, stream_lifetime, title, page, metrics
+    app.state.stoic = h.Sources(
+        registry=guard,
+        signals=signals_source(signals),
+        chaos_log=as_chaos_log(chaos_log),
+        scenarios=scenario_store(scenarios),
+        token=token,
+        interval=interval,
+        title=title,
+        view=view,
+        page=page_template(title, view),
+        metrics=metrics,
+        streams=streams,
+        hystrix=merge.objects if merge is not None else functools.partial(h.local_hystrix, guard),
+        merge=merge,
     )
     app.state.registry = registry
     app.state.metrics = metrics

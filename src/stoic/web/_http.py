@@ -1,17 +1,15 @@
-"""Edge helpers: bearer-token check, bounded JSON bodies, query parameters, error replies, SSE."""
+"""Edge helpers: bearer-token check, bounded JSON bodies, query parameters, error replies, SSE frames."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse
 
 MAX_BODY_BYTES = 1 << 20
 # No endpoint takes a body nested more than a few levels; this bounds every walk over one.
@@ -29,7 +27,7 @@ class BadRequest(Exception):
 
 
 def error(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """A JSON error reply `{"error": ..., "field": ...}`."""
     body: dict[str, Any] = {"error": message}
@@ -131,36 +129,6 @@ def number_param(request: Request, name: str, default: float, low: float, high: 
     if not (math.isfinite(value) and low <= value <= high):
         raise BadRequest(name, f"must be a number in [{low:g}, {high:g}], got {raw!r}")
     return value
-
-
-def event_stream(
-    produce: Callable[[], Awaitable[list[str]]],
-    interval: float,
-    lifetime: float,
-    retry_ms: int = 2000,
-) -> StreamingResponse:
-    """A Server-Sent Events reply: every `interval` s sends the frames `produce()` returns.
-
-    The stream ends after `lifetime` seconds (browsers' EventSource reconnects after `retry_ms`), so a
-    connection never outlives a deploy or holds a server open forever.
-    """
-
-    async def frames() -> AsyncIterator[str]:
-        yield f"retry: {retry_ms}\n\n"
-        deadline = time.monotonic() + lifetime
-        max_rounds = int(lifetime / interval) + 2
-        for _ in range(max_rounds):
-            batch = await produce()
-            yield "".join(batch) if batch else ": ping\n\n"
-            if time.monotonic() + interval > deadline:
-                break
-            await asyncio.sleep(interval)
-
-    return StreamingResponse(
-        frames(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
-    )
 
 
 def finite(value: Any) -> Any:

@@ -1,5 +1,11 @@
-// Stoic dashboard: renders the state pushed over Server-Sent Events (/api/stream).
+// Stoic dashboard: renders the state pushed over Server-Sent Events (api/stream).
 "use strict";
+
+// The APIs sit next to this script's own URL, so the page works under any prefix
+// ("/", "/stoic/", a FastAPI mount) without knowing it.
+const ROOT = new URL("..", document.currentScript.src);
+const api = (path) => new URL(path, ROOT).toString();
+const VIEW = document.body.dataset.view || "operator";
 
 const $ = (id) => document.getElementById(id);
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
@@ -43,14 +49,90 @@ function tile(d) {
 
 const HEALTH_RANK = {down: 0, degraded: 1, warn: 2, ok: 3};
 
+const TILE_WIDTH = 282, TILE_HEIGHT = 160;  // a tile and its gap, for "how many fit on a screen"
+let lastDeps = [];
+// Groups the user opened or closed by hand keep that state across updates and reloads.
+const groupChoice = JSON.parse(sessionStorage.getItem("stoic-groups") || "{}");
+
+function worst(deps) {
+  return deps.reduce((w, d) => ((HEALTH_RANK[d.health] ?? 4) < (HEALTH_RANK[w] ?? 4) ? d.health : w), "ok");
+}
+
+function groupOf(d, by) {
+  if (by === "none") return "all dependencies";
+  if (by === "service") return String(d.name || "").split("/")[0] || "unnamed";
+  return d.owner || "no team";
+}
+
+function screenful() {
+  const columns = Math.max(1, Math.floor((window.innerWidth - 60) / TILE_WIDTH));
+  const rows = Math.max(1, Math.floor((window.innerHeight - 160) / TILE_HEIGHT));
+  return columns * rows;
+}
+
+function matches(d, words) {
+  const text = `${d.name} ${d.owner || ""} ${d.state || ""} ${d.health || ""}`.toLowerCase();
+  return words.every((w) => text.includes(w));
+}
+
 function renderDependencies(deps) {
+  lastDeps = deps;
   // Worst first, like the Hystrix dashboard's "error then volume" sort.
   deps = deps.slice().sort((a, b) => (HEALTH_RANK[a.health] ?? 4) - (HEALTH_RANK[b.health] ?? 4)
     || (b.error_percentage || 0) - (a.error_percentage || 0) || String(a.name).localeCompare(String(b.name)));
-  $("deps").innerHTML = deps.length ? deps.map(tile).join("") : '<p class="muted">No dependencies yet.</p>';
   const down = deps.filter((d) => d.health === "down").length;
   const degraded = deps.filter((d) => d.health === "degraded" || d.health === "warn").length;
   $("summary").textContent = `${deps.length} dependencies, ${down} open, ${degraded} degraded`;
+  const words = $("dep-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+  const shown = words.length ? deps.filter((d) => matches(d, words)) : deps;
+  $("dep-shown").textContent = words.length ? `${shown.length} of ${deps.length} match` : "";
+  if (!shown.length) {
+    $("deps").innerHTML = `<p class="muted">${deps.length ? "No dependency matches the filter." : "No dependencies yet."}</p>`;
+    return;
+  }
+  const by = $("dep-group").value;
+  const groups = new Map();
+  for (const d of shown) {
+    const key = groupOf(d, by);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(d);
+  }
+  // Groups in trouble first; then by name.
+  const ordered = [...groups.entries()].sort(([ka, a], [kb, b]) => (HEALTH_RANK[worst(a)] ?? 4) - (HEALTH_RANK[worst(b)] ?? 4) || ka.localeCompare(kb));
+  // Beyond a screenful, healthy groups start collapsed; a group with a dependency in trouble, or
+  // with matches for a filter, starts open.
+  const crowded = shown.length > screenful();
+  $("deps").innerHTML = ordered.map(([key, members]) => {
+    const bad = members.filter((d) => d.health !== "ok").length;
+    const chosen = groupChoice[`${by}:${key}`];
+    const open = words.length > 0 || (chosen !== undefined ? chosen : !crowded || bad > 0);
+    return `<section class="group" data-group="${esc(key)}" data-open="${open}" data-health="${esc(worst(members))}">
+      <button type="button" class="group-head" data-group="${esc(key)}" aria-expanded="${open}">
+        <span class="chevron">${open ? "▾" : "▸"}</span> <b>${esc(key)}</b>
+        <span class="muted small">${members.length} ${members.length === 1 ? "dependency" : "dependencies"}${bad ? `, ${bad} not ok` : ""}</span></button>
+      <div class="tiles">${open ? members.map(tile).join("") : ""}</div></section>`;
+  }).join("");
+}
+
+function regroup() { renderDependencies(lastDeps); }
+
+$("dep-filter").addEventListener("input", regroup);
+$("dep-group").addEventListener("change", regroup);
+$("deps").addEventListener("click", (event) => {
+  const head = event.target.closest(".group-head");
+  if (!head) return;
+  const open = head.getAttribute("aria-expanded") !== "true";
+  groupChoice[`${$("dep-group").value}:${head.dataset.group}`] = open;
+  sessionStorage.setItem("stoic-groups", JSON.stringify(groupChoice));
+  regroup();
+});
+for (const [id, open] of [["dep-expand", true], ["dep-collapse", false]]) {
+  $(id).addEventListener("click", () => {
+    const by = $("dep-group").value;
+    for (const key of new Set(lastDeps.map((d) => groupOf(d, by)))) groupChoice[`${by}:${key}`] = open;
+    sessionStorage.setItem("stoic-groups", JSON.stringify(groupChoice));
+    regroup();
+  });
 }
 
 function path(points, key, x, y) {
@@ -64,8 +146,41 @@ function path(points, key, x, y) {
   return out;
 }
 
-function axis(v, unit) {
-  return unit === "ratio" ? `${(100 * v).toFixed(1)}%` : num(v, Math.abs(v) < 10 ? 2 : 0);
+function niceStep(span) {
+  // 1, 2 or 5 times a power of ten: axis labels a reader can add up in their head.
+  const raw = span / 3;
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const unit = raw / power;
+  return (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10) * power;
+}
+
+function scale(values, unit) {
+  // Counts, rates and ratios never go below zero, so neither does their axis. A flat series (or
+  // one whose wiggle is under 5 % of its size) gets a range around it rather than an axis
+  // stretched over its noise that prints the same number at the top and the bottom.
+  let lo = Math.min(...values), hi = Math.max(...values);
+  const floor = lo >= 0 ? 0 : -Infinity;
+  const size = Math.max(Math.abs(lo), Math.abs(hi));
+  if (hi - lo <= 0.05 * size || size === 0) {
+    const half = size > 0 ? size / 2 : (unit === "ratio" ? 0.005 : 0.5);
+    lo = floor === 0 ? 0 : lo - half;
+    hi += half;
+  } else {
+    lo = Math.max(floor, lo - (hi - lo) * 0.08);
+    hi += (hi - lo) * 0.08;
+  }
+  const step = niceStep(hi - lo);
+  lo = Math.max(floor, Math.floor(lo / step) * step);
+  hi = Math.ceil(hi / step) * step;
+  if (unit === "ratio" && hi > 1 && Math.max(...values) <= 1) hi = 1;
+  return {lo, hi, step};
+}
+
+function axis(v, unit, step) {
+  const shown = unit === "ratio" ? 100 * v : v;
+  const stepShown = unit === "ratio" ? 100 * step : step;
+  const digits = Math.max(0, Math.min(6, -Math.floor(Math.log10(stepShown) + 1e-9)));
+  return `${(Math.abs(shown) < 1e-12 ? 0 : shown).toFixed(digits)}${unit === "ratio" ? "%" : ""}`;
 }
 
 function chart(series, chaos, interval, now) {
@@ -74,13 +189,11 @@ function chart(series, chaos, interval, now) {
   const head = `<div class="chart-title"><span>${esc(series.label || series.indicator)} <span class="muted">${esc(series.region || "")}</span></span>`;
   if (pts.length < 2) return `<div class="chart">${head}<span class="muted">warming up</span></div></div>`;
   const values = pts.flatMap((p) => [p.value, p.expected, p.lower, p.upper]).filter((v) => typeof v === "number");
-  let lo = Math.min(...values), hi = Math.max(...values);
-  if (hi === lo) { hi += 1; lo -= 1; }
-  const pad = (hi - lo) * 0.08; lo -= pad; hi += pad;
+  const {lo, hi, step} = scale(values, series.unit);
   // The axis ends at the source's "now" (or the end of the last bucket) so fresh chaos is on it.
   const t0 = pts[0].t, t1 = Math.max(pts[pts.length - 1].t + (interval || 0), now || 0);
   const x = (t) => L + ((t - t0) / (t1 - t0 || 1)) * (W - L - R);
-  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  const y = (v) => T + (1 - (Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * (H - T - B);
   // Band: between the alert threshold and the expected value (lower for drops, upper for rises).
   const edge = (p, side) => (typeof p[side] === "number" ? p[side] : p.expected);
   const banded = pts.filter((p) => typeof p.expected === "number" && (typeof p.lower === "number" || typeof p.upper === "number"));
@@ -94,15 +207,17 @@ function chart(series, chaos, interval, now) {
   const marks = (chaos || []).filter((e) => e.at >= t0 && e.at <= t1 && !["skipped", "leashed"].includes(e.outcome))
     .map((e) => `<line x1="${x(e.at).toFixed(1)}" x2="${x(e.at).toFixed(1)}" y1="${T}" y2="${H - B}" stroke="#ff6b6b" stroke-dasharray="2 3" stroke-opacity="0.8"><title>${esc(e.description || e.action || "chaos")}</title></line>`).join("");
   // The newest bucket may still be empty: report the newest one that has a value.
+  const tickValues = [];
+  for (let v = lo, i = 0; v <= hi + step / 2 && i < 12; v += step, i++) tickValues.push(v);
+  const ticks = tickValues.map((v) => `<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#2a313b"/>
+      <text class="tick" x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" fill="#8b95a3" font-size="11" text-anchor="end">${esc(axis(v, series.unit, step))}</text>`).join("");
   const last = pts.slice().reverse().find((p) => typeof p.value === "number") || pts[pts.length - 1];
   const lastValue = typeof last.value === "number" ? last.value : null;
   const below = lastValue !== null && ((typeof last.lower === "number" && lastValue < last.lower) || (typeof last.upper === "number" && lastValue > last.upper));
-  return `<div class="chart" data-indicator="${esc(series.indicator)}">${head}
+  return `<div class="chart" data-indicator="${esc(series.indicator)}" data-region="${esc(series.region || "")}">${head}
     <span style="color:${below ? "var(--down)" : "var(--text)"}">${esc(show(lastValue, series.unit))}</span></div>
     <svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(series.label || series.indicator)}">
-      <line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#2a313b"/>
-      <text x="${L - 6}" y="${T + 10}" fill="#8b95a3" font-size="11" text-anchor="end">${esc(axis(hi, series.unit))}</text>
-      <text x="${L - 6}" y="${H - B}" fill="#8b95a3" font-size="11" text-anchor="end">${esc(axis(lo, series.unit))}</text>
+      ${ticks}
       <text x="${L}" y="${H - 5}" fill="#8b95a3" font-size="11">${clock(t0)}</text>
       <text x="${W - R}" y="${H - 5}" fill="#8b95a3" font-size="11" text-anchor="end">${clock(t1)}</text>
       ${band}${marks}
@@ -155,7 +270,7 @@ function renderScenarios(scenarios) {
       <td>${esc(s.name)}</td><td>${esc((s.dependencies || []).join(", "))}</td><td>${esc(s.kind)}</td>
       <td>${num(s.percent, 1)}</td><td>${s.delay ? num(s.delay, 2) + " s" : "-"}</td>
       <td>${s.expires_at ? clock(s.expires_at) : "never"}</td>
-      <td><button class="remove" data-name="${esc(s.name)}">remove</button></td></tr>`).join("")
+      <td>${VIEW === "operator" ? `<button class="remove" data-name="${esc(s.name)}">remove</button>` : ""}</td></tr>`).join("")
     : '<tr><td colspan="7" class="muted">No scenarios.</td></tr>';
 }
 
@@ -184,7 +299,7 @@ function say(text, kind) {
 }
 
 async function control(method, url, body) {
-  const response = await fetch(url, {
+  const response = await fetch(api(url), {
     method,
     headers: {"Authorization": `Bearer ${token()}`, "Content-Type": "application/json"},
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -197,27 +312,28 @@ async function control(method, url, body) {
 }
 
 async function refresh() {
-  const response = await fetch("/api/state");
+  const response = await fetch(api("api/state"));
   if (response.ok) render(await response.json());
 }
 
-$("add-scenario").addEventListener("submit", async (event) => {
+if ($("add-scenario")) $("add-scenario").addEventListener("submit", async (event) => {
   event.preventDefault();
   const f = new FormData(event.target);
   const body = {name: f.get("name"), dependencies: String(f.get("dependencies")).split(",").map((s) => s.trim()).filter(Boolean), kind: f.get("kind")};
   for (const key of ["percent", "delay", "ttl"]) if (f.get(key)) body[key] = Number(f.get(key));
   try {
-    await control("POST", "/api/fit/scenarios", body);
+    await control("POST", "api/fit/scenarios", body);
     say(`added ${body.name}`, "ok");
     await refresh();
   } catch (err) { say(err.message, "error"); }
 });
 
 $("scenarios").addEventListener("click", async (event) => {
+  if (VIEW !== "operator") return;
   const name = event.target.dataset && event.target.dataset.name;
   if (!name || !event.target.classList.contains("remove")) return;
   try {
-    await control("DELETE", `/api/fit/scenarios/${encodeURIComponent(name)}`);
+    await control("DELETE", `api/fit/scenarios/${encodeURIComponent(name)}`);
     say(`removed ${name}`, "ok");
     await refresh();
   } catch (err) { say(err.message, "error"); }
@@ -225,13 +341,25 @@ $("scenarios").addEventListener("click", async (event) => {
 
 // --- live updates ---
 const link = $("link");
-const source = new EventSource("/api/stream");
-source.addEventListener("state", (event) => {
-  link.dataset.status = "live";
-  link.textContent = "live";
-  render(JSON.parse(event.data));
-});
-source.addEventListener("error", () => {
-  link.dataset.status = "lost";
-  link.textContent = "reconnecting";
-});
+let source = null;
+
+function connect() {
+  source = new EventSource(api("api/stream"));
+  source.addEventListener("state", (event) => {
+    link.dataset.status = "live";
+    link.textContent = "live";
+    render(JSON.parse(event.data));
+  });
+  source.addEventListener("error", () => {
+    link.dataset.status = "lost";
+    link.textContent = "reconnecting";
+    if (source.readyState !== EventSource.CLOSED) return;  // the browser retries on its own
+    // Refused (e.g. 503 when the server has as many live streams as it serves): the browser
+    // gives up, so show the state once and try the stream again a little later.
+    link.textContent = "server busy, retrying";
+    refresh().catch(() => {});
+    setTimeout(connect, 5000 + Math.random() * 5000);
+  });
+}
+
+connect();
