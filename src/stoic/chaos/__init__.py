@@ -5,6 +5,8 @@
 - Monkeys: `ChaosMonkey`, `LatencyMonkey`, `ChaosGorilla`, `ChaosKong`, `ConformityMonkey`.
 - Rails: `Schedule`, `BlastRadius`, `KillSwitch`, outage checks, leashed mode, `AuditLog`.
 - `SimianArmy` runs the monkeys; `install()` serves the fault board to a process.
+- `Experiment`: a fault for a share of requests, judged against a control cohort, ending in a verdict;
+  `StopConditions` halt every monkey and experiment; `plan()` suggests one experiment per dependency.
 """
 
 from ._errors import AuditError, ChaosConfigError
@@ -20,17 +22,21 @@ from .conformity import (
     ConformityMonkey,
     Finding,
     Rule,
+    fallback_verified,
     has_fallback,
     has_owner,
     runs_in_zones,
 )
+from .experiment import VERDICTS, Experiment, Hypothesis, KpiCheck, Verdict, verified_fallbacks
 from .fleet import GROUPINGS, Fleet, Grouping, Member, group_key
 from .instance import Instance
 from .latency_monkey import LatencyMonkey
 from .notify import Inbox, LogNotifier, Notifier, WebhookNotifier
 from .outages import ChaosGorilla, ChaosKong
+from .plan import PlannedExperiment, plan
 from .safety import BlastRadius, KillSwitch, OutageCheck, open_breakers_outage, url_outage
 from .schedule import Schedule
+from .stop import PrometheusSignals, StopConditions, StopSignals
 from .supervisor import Supervisor
 from .targets import ProcessTarget, Target
 
@@ -50,6 +56,7 @@ __all__ = [
     "DEFAULT_RULES",
     "GROUPINGS",
     "OUTCOMES",
+    "VERDICTS",
     "Action",
     "AppSettings",
     "AuditEntry",
@@ -64,37 +71,48 @@ __all__ = [
     "Clock",
     "CompressedClock",
     "ConformityMonkey",
+    "Experiment",
     "FaultBoard",
     "FaultRule",
     "Finding",
     "Fleet",
     "Grouping",
+    "Hypothesis",
     "Inbox",
     "Instance",
     "KillSwitch",
+    "KpiCheck",
     "LatencyMonkey",
     "LogNotifier",
     "Member",
     "Monkey",
     "Notifier",
     "OutageCheck",
+    "PlannedExperiment",
     "ProcessTarget",
+    "PrometheusSignals",
     "Rule",
     "RunContext",
     "RunReport",
     "Schedule",
     "SimianArmy",
+    "StopConditions",
+    "StopSignals",
     "Supervisor",
     "SystemClock",
     "Target",
+    "Verdict",
     "WebhookNotifier",
+    "fallback_verified",
     "free_port",
     "group_key",
     "has_fallback",
     "has_owner",
     "install",
     "open_breakers_outage",
+    "plan",
     "runs_in_zones",
     "uninstall",
     "url_outage",
+    "verified_fallbacks",
 ]

@@ -17,6 +17,7 @@ from .clock import Clock, SystemClock
 from .fleet import Fleet, Member
 from .safety import BlastRadius, Casualty, KillSwitch, OutageCheck
 from .schedule import Schedule
+from .stop import StopConditions
 from .targets import Target
 
 log = logging.getLogger("stoic.chaos")
@@ -56,7 +57,8 @@ class SimianArmy:
     (the army's `limits` bound every monkey; a monkey's own `limits` can only narrow them), then
     leashed mode. Every decision lands in the audit log, and a kill is written down before it happens:
     when the audit log cannot be written, nothing is killed and the run reports it in `errors`.
-    `actor` (who or what started this army) goes into every audit entry.
+    `actor` (who or what started this army) goes into every audit entry. `stop` (`StopConditions`)
+    halts chaos like an outage while a named alert fires or the error budget burns too fast.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class SimianArmy:
         clock: Clock | None = None,
         seed: int | None = None,
         actor: str | None = None,
+        stop: StopConditions | None = None,
     ) -> None:
         self.target = target
         self.monkeys: list[Monkey] = list(monkeys)
@@ -83,6 +86,7 @@ class SimianArmy:
         self.leashed = leashed
         self.kill_switch = kill_switch if kill_switch is not None else KillSwitch()
         self.outage = outage
+        self.stop_conditions = stop
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.rng = random.Random(seed)
         self.runs = 0
@@ -175,6 +179,8 @@ class SimianArmy:
                     return "outage in progress"
             except Exception as exc:  # cannot tell: assume the worst
                 return f"outage check failed: {exc!r}"
+        if self.stop_conditions is not None:
+            return self.stop_conditions.reason()
         return ""
 
     def _act(self, monkey: Monkey, action: Action, fleet: Fleet, report: RunReport) -> list[AuditEntry]:
@@ -313,6 +319,7 @@ class SimianArmy:
             "kill_switch": self.kill_switch.engaged,
             "paused": self._paused,
             "in_schedule": self.schedule.allows(now),
+            "stop_conditions": self.stop_conditions.describe() if self.stop_conditions else "none",
             "schedule": self.schedule.describe(),
             "limits": {
                 "window": self.limits.window,

@@ -29,11 +29,15 @@ OUTCOMES = (
     "intended",  # a kill written down before it happens; stays so if its outcome could not be written
     "leashed",  # decided, but leashed mode kept it from happening
     "skipped",  # refused by a safety rail (schedule, cap, kill switch, outage, minimum gap)
-    "failed",  # tried and the target refused or errored
+    "failed",  # tried and the target refused or errored; or an experiment's hypothesis was refuted
     "injected",  # latency or errors posted for the fleet
     "finding",  # a conformity finding, reported to its owner
     "paused",  # chaos paused (kill switch, outage)
     "resumed",
+    "started",  # an experiment let its fault out (written before the first request gets it)
+    "passed",  # an experiment's hypotheses held
+    "aborted",  # an experiment stopped early: a KPI breach, a stop condition or the kill switch
+    "inconclusive",  # an experiment saw too little traffic to judge
 )
 #: outcomes that count against the blast-radius cap: an intent whose outcome is unknown may have killed
 KILLS = ("terminated", "intended")

@@ -17,6 +17,10 @@ _COLOURS = {
     "finding": "#2ca02c",
     "paused": "#000000",
     "resumed": "#17becf",
+    "started": "#bcbd22",
+    "passed": "#2ca02c",
+    "aborted": "#e377c2",
+    "inconclusive": "#c7c7c7",
 }
 
 

@@ -16,7 +16,7 @@ from .army import RunReport
 from .audit import OUTCOMES, AuditLog, default_actor
 from .board import FaultBoard
 from .config import ChaosConfig, load_config
-from .conformity import ConformityMonkey
+from .conformity import ConformityMonkey, verified_lines
 from .fleet import Fleet
 from .safety import KillSwitch
 from .supervisor import Supervisor
@@ -77,6 +77,10 @@ def add_parser(subparsers: Any) -> None:
         help="dependency snapshots: a JSON file or an http(s) URL (a list, or {'dependencies': [...]})",
     )
     conf.set_defaults(handler=_conformity)
+
+    from .experiment_cli import add_experiment_parsers
+
+    add_experiment_parsers(sub)
 
 
 def _fail(message: str) -> int:
@@ -275,13 +279,32 @@ def _conformity(args: argparse.Namespace) -> int:
     monkey.dependencies = lambda: deps
     kube = cfg.target_kind == "kubernetes"
     fleet = _target(cfg, None).fleet() if kube else Fleet(_declared(cfg))
-    findings = monkey.check(fleet)
+    audit = _audit_if_any(cfg.audit_db)
+    try:
+        facts = monkey.facts(fleet, audit)
+    finally:
+        if audit is not None:
+            audit.close()
+    findings = [f for rule in monkey.rules for f in rule(facts)]
+    for line in verified_lines(facts):
+        print(line)
     for f in findings:
         print(f"[{f.rule}] {f.subject} (owner {f.owner}): {f.message}")
     for owner, why in monkey.report(findings).items():
         print(f"could not tell {owner}: {why}", file=sys.stderr)
     print(f"{len(findings)} finding(s)")
     return 1 if findings else 0
+
+
+def _audit_if_any(path: Path) -> AuditLog | None:
+    """The audit log read-only when it exists (conformity reads passed experiments from it)."""
+    if not Path(path).exists():
+        return None
+    try:
+        return AuditLog(path, readonly=True)
+    except AuditError as exc:
+        _warn(f"passed experiments cannot be read: {exc}")
+        return None
 
 
 def _declared(cfg: ChaosConfig) -> list[Any]:

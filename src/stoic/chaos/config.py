@@ -25,13 +25,21 @@ from .audit import AuditLog
 from .board import FAULT_KINDS, FaultBoard
 from .chaos_monkey import AppSettings, ChaosMonkey
 from .clock import Clock, CompressedClock, SystemClock
-from .conformity import ConformityMonkey, Rule, has_fallback, has_owner, runs_in_zones
+from .conformity import (
+    ConformityMonkey,
+    Rule,
+    fallback_verified,
+    has_fallback,
+    has_owner,
+    runs_in_zones,
+)
 from .fleet import GROUPINGS
 from .latency_monkey import LatencyMonkey
 from .notify import LogNotifier, Notifier, WebhookNotifier
 from .outages import ChaosGorilla, ChaosKong
 from .safety import BlastRadius, KillSwitch, OutageCheck, url_outage
 from .schedule import Schedule
+from .stop import PrometheusSignals, StopConditions
 from .supervisor import Supervisor
 from .targets import Target
 
@@ -229,6 +237,7 @@ _RULES: dict[str, Callable[[int], Rule]] = {
     "has_fallback": lambda zones: has_fallback,
     "runs_in_zones": runs_in_zones,
     "has_owner": lambda zones: has_owner,
+    "fallback_verified": lambda zones: fallback_verified,
 }
 _CONFORMITY: dict[str, Reader] = {
     "rules": _rules,
@@ -297,6 +306,46 @@ def _instances(data: Any, name: str) -> list[InstanceSpec]:
     return specs
 
 
+_STOP: dict[str, Reader] = {
+    "prometheus": _url,
+    "alerts": _strings,
+    "burn_rate_query": _text(),
+    "max_burn_rate": _number(0.000001, 1_000_000),
+    "error_budget_query": _text(),
+    "min_error_budget": _number(0.0, 1.0),
+    "timeout": lambda value, name: _positive(parse_duration(value, name), name),
+}
+
+
+def _stop(data: Any, name: str) -> StopConditions | None:
+    """``[stop]``: the conditions that halt every monkey and experiment, read from Prometheus."""
+    given = _table(data, name, _STOP)
+    pairs = (("max_burn_rate", "burn_rate_query"), ("min_error_budget", "error_budget_query"))
+    for threshold, query in pairs:
+        if threshold in given and query not in given:
+            raise ChaosConfigError(f"{name}.{threshold} needs {name}.{query} (the PromQL that measures it)")
+        if query in given and threshold not in given:
+            raise ChaosConfigError(f"{name}.{query} needs {name}.{threshold} (the threshold to stop at)")
+    if not any(k in given for k in ("alerts", "max_burn_rate", "min_error_budget")):
+        if not given:
+            return None
+        raise ChaosConfigError(f"{name} needs alerts, max_burn_rate or min_error_budget")
+    if "prometheus" not in given:
+        raise ChaosConfigError(f"{name}.prometheus is required: the http(s) URL of the Prometheus to read")
+    source = PrometheusSignals(
+        given["prometheus"],
+        burn_rate=given.get("burn_rate_query"),
+        error_budget=given.get("error_budget_query"),
+        timeout=given.get("timeout", 2.0),
+    )
+    return StopConditions(
+        source,
+        alerts=given.get("alerts", ()),
+        max_burn_rate=given.get("max_burn_rate"),
+        min_error_budget=given.get("min_error_budget"),
+    )
+
+
 _TOP: dict[str, Reader] = {
     "state_dir": _text(),
     "audit_db": _text(),
@@ -308,6 +357,7 @@ _TOP: dict[str, Reader] = {
     "schedule": _schedule,
     "limits": _limits,
     "outage": lambda data, name: _table(data, name, {"url": _url}),
+    "stop": _stop,
     "target": lambda data, name: _table(data, name, _TARGET),
     "instances": _instances,
     "apps": _apps,
@@ -366,6 +416,7 @@ class ChaosConfig:
     app_settings: dict[str, AppSettings]
     members: list[Monkey]  # the configured monkeys, built (and so validated) when the file is read
     webhook: str | None = None
+    stop: StopConditions | None = None  # [stop]: halts every monkey and experiment while one holds
 
     @property
     def kill_switch(self) -> KillSwitch:
@@ -403,6 +454,7 @@ class ChaosConfig:
             outage=self.outage(),
             clock=self.clock(),
             seed=self.seed,
+            stop=self.stop,
         )
 
     def start_instances(self, supervisor: Supervisor) -> None:
@@ -478,6 +530,7 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path("."), path: Path | No
         app_settings=app_settings,
         members=_monkeys(monkeys, limits, defaults, app_settings, state_dir, owners),
         webhook=webhook,
+        stop=top.get("stop"),
     )
 
 
@@ -527,7 +580,7 @@ def _monkeys(
     if "conformity" in tables:
         c = dict(tables["conformity"])
         zones = c.pop("min_zones", 2)
-        rules = [_RULES[n](zones) for n in c.pop("rules", list(_RULES))]
+        rules = [_RULES[n](zones) for n in c.pop("rules", ["has_fallback", "runs_in_zones", "has_owner"])]
         notifier = _notifier(c.pop("webhook", None))
         out.append(ConformityMonkey(rules, notifier=notifier, owners=owners, **c))
     return out

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ._monkey import Action, RunContext, check_duration
 from .fleet import Fleet
 from .notify import LogNotifier, Notifier
 from .safety import BlastRadius
 from .schedule import Schedule
+
+if TYPE_CHECKING:
+    from .audit import AuditEntry, AuditLog
 
 log = logging.getLogger("stoic.chaos.conformity")
 
@@ -34,11 +37,13 @@ class Finding:
 
 @dataclass(frozen=True)
 class Facts:
-    """What the rules look at: the fleet, dependency snapshots and the app -> owner book."""
+    """What the rules look at: the fleet, dependency snapshots, the app -> owner book, and the
+    dependencies whose fallback a passed experiment verified (dependency -> its audit entry)."""
 
     fleet: Fleet
     dependencies: Sequence[Mapping[str, Any]]
     owners: Mapping[str, str]
+    verified: Mapping[str, AuditEntry] = field(default_factory=dict)
 
     def owner_of(self, app: str) -> str | None:
         if self.owners.get(app):
@@ -60,6 +65,30 @@ def has_fallback(facts: Facts) -> Iterable[Finding]:
                 str(dep.get("owner") or UNOWNED),
                 f"dependency {dep.get('name')!r} has no fallback: when it fails, its callers fail",
             )
+
+
+def fallback_verified(facts: Facts) -> Iterable[Finding]:
+    """Every fallback has held once under a passed experiment (read from the audit log)."""
+    for dep in facts.dependencies:
+        name = str(dep.get("name"))
+        if dep.get("has_fallback") and name not in facts.verified:
+            yield Finding(
+                "fallback_verified",
+                name,
+                str(dep.get("owner") or UNOWNED),
+                f"dependency {name!r} has a fallback no experiment has verified yet: "
+                "see `stoic chaos plan` for the experiment to run",
+            )
+
+
+def verified_lines(facts: Facts) -> list[str]:
+    """``fallback verified`` lines for the dependencies whose fallback a passed experiment proved."""
+    return [
+        f"[has_fallback] {name}: fallback verified by experiment {entry.target} "
+        f"(passed {entry.when:%Y-%m-%d %H:%M} UTC)"
+        for name, entry in sorted(facts.verified.items())
+        if any(str(d.get("name")) == name and d.get("has_fallback") for d in facts.dependencies)
+    ]
 
 
 def runs_in_zones(min_zones: int = 2) -> Rule:
@@ -137,9 +166,18 @@ class ConformityMonkey:
         self._last: float | None = None
         self.undelivered: dict[str, str] = {}  # owner -> why the latest report did not reach them
 
-    def check(self, fleet: Fleet) -> list[Finding]:
-        """Run every rule now."""
-        facts = Facts(fleet, list(self.dependencies()), self.owners)
+    def facts(self, fleet: Fleet, audit: AuditLog | None = None) -> Facts:
+        """What the rules see now; with `audit`, the fallbacks passed experiments verified."""
+        verified: Mapping[str, AuditEntry] = {}
+        if audit is not None:
+            from .experiment import verified_fallbacks
+
+            verified = verified_fallbacks(audit)
+        return Facts(fleet, list(self.dependencies()), self.owners, verified)
+
+    def check(self, fleet: Fleet, audit: AuditLog | None = None) -> list[Finding]:
+        """Run every rule now (`audit`: where passed experiments are read from)."""
+        facts = self.facts(fleet, audit)
         return [f for rule in self.rules for f in rule(facts)]
 
     def report(self, findings: Sequence[Finding]) -> dict[str, str]:
@@ -164,7 +202,7 @@ class ConformityMonkey:
         if self._last is not None and ctx.timestamp - self._last < self.every:
             return []
         self._last = ctx.timestamp
-        findings = tuple(self.check(ctx.fleet))
+        findings = tuple(self.check(ctx.fleet, ctx.audit))
         return [Action(self.name, "conformity", f"{len(findings)} finding(s)", findings=findings)]
 
     def apply(self, action: Action) -> None:
@@ -181,8 +219,10 @@ __all__ = [
     "Facts",
     "Finding",
     "Rule",
+    "fallback_verified",
     "guard_snapshots",
     "has_fallback",
     "has_owner",
     "runs_in_zones",
+    "verified_lines",
 ]

@@ -102,6 +102,7 @@ class KillSwitch:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._flag = threading.Event()
+        self._reason = ""  # kept in memory too: a switch without a file still says why
 
     @property
     def engaged(self) -> bool:
@@ -113,6 +114,7 @@ class KillSwitch:
         The file existing is the switch; its text is only the reason. So an `OSError` raised while
         writing the reason (a full disk) can leave the switch on: check `engaged`.
         """
+        self._reason = reason
         self._flag.set()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +134,7 @@ class KillSwitch:
             except OSError:
                 return "engaged"
             return text or "engaged"
-        return "engaged" if self._flag.is_set() else ""
+        return (self._reason or "engaged") if self._flag.is_set() else ""
 
     def __repr__(self) -> str:
         return f"KillSwitch(path={self.path!s}, engaged={self.engaged})"

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
 from stoic.signals import _charts
+from stoic.signals.context import ContextEvent
 from stoic.signals.history import History
 from stoic.signals.indicators import LABELS, SPS
 
 WEEK = 7 * 86400.0
+#: how a chaos experiment's verdict reads as a context event (see stoic.chaos.experiment)
+_VERDICT = re.compile(r"^experiment (\S+) (passed|failed|aborted|inconclusive): (.*)$", re.S)
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;color:#1f2937;max-width:1020px;margin:2em auto;padding:0 1em}
 h1{font-size:22px;margin-bottom:0}h2{font-size:17px;margin-top:2em;border-bottom:1px solid #e5e7eb}
@@ -65,7 +69,9 @@ def weekly_report(
     fallbacks = history.fallbacks(start, end)
     churn = history.churn(end)
     keys = history.series_keys(start, end)
-    chaos = [e for e in events if e.kind in ("chaos", "zone_outage")]
+    verdicts = _experiments(events)
+    # an experiment counts once, by its start; its verdict is listed in its own section
+    chaos = [e for e in events if e.kind in ("chaos", "zone_outage") and not _VERDICT.match(e.description)]
 
     # chaos survived = no critical alert in that region within 15 minutes after the experiment
     def survived(ev_at: float, region: str | None) -> bool:
@@ -160,7 +166,7 @@ def weekly_report(
             _table(
                 ["account", "score", "why"],
                 [
-                    [a.account, f"{a.score:.1f}", ", ".join(f"{k} {v:.1f}" for k, v in a.reasons.items())]
+                    [a.account, f"{a.score:.2f}", "; ".join(k for k, v in a.reasons.items() if v > 0)]
                     for a in churn[:20]
                 ],
             )
@@ -183,6 +189,9 @@ def weekly_report(
         if chaos
         else "<p>No chaos experiments this week.</p>"
     )
+    if verdicts:
+        parts.append("<h2>Chaos experiments</h2>")
+        parts.append(_table(["ended", "experiment", "verdict", "detail"], verdicts))
     if fallbacks:
         per: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for _, dep, src, n in fallbacks:
@@ -207,6 +216,16 @@ def _availability(history: History, keys: list[tuple[str, str]], start: float, e
         if v is not None
     ]
     return 1.0 - sum(rates) / len(rates) if rates else None
+
+
+def _experiments(events: list[ContextEvent]) -> list[list[str]]:
+    """One row per experiment verdict (reported once per region it touched: shown once)."""
+    rows: dict[tuple[float, str], list[str]] = {}
+    for e in events:
+        m = _VERDICT.match(e.description) if e.kind == "chaos" else None
+        if m is not None:
+            rows.setdefault((e.at, m.group(1)), [_when(e.at), m.group(1), m.group(2), m.group(3)])
+    return [rows[k] for k in sorted(rows)]
 
 
 def _tile(label: str, value: str) -> str:
