@@ -221,7 +221,7 @@ def test_the_weekly_report_lists_verdicts_only_when_there_were_experiments(tmp_p
     section = html.split("<h2>Chaos experiments</h2>")[1].split("</table>")[0]
     # one row per verdict, though it was reported to both regions
     assert section.count("<tr><td>") == 1
-    assert "<td>fail-recs</td><td>aborted</td><td>error_rate 97.0% vs control 0.5%</td>" in section
+    assert "<td>fail-recs</td><td>aborted: error_rate 97.0% vs control 0.5%</td>" in section
 
 
 def test_a_long_experiment_judges_all_of_its_traffic_not_just_the_first(

@@ -101,7 +101,7 @@ def test_ingest_records_every_type(clock: Clock) -> None:
         (
             {"observations": [{"type": "event", "kind": "meteor", "target": "x"}]},
             "observations[0].kind",
-            "must be one of chaos, zone_outage, breaker, deploy, note",
+            "must be one of chaos, experiment, zone_outage, breaker, deploy, note",
         ),
         (
             {"observations": [{"type": "start", "colour": "red"}]},

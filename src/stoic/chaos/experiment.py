@@ -500,7 +500,7 @@ class Experiment:
             actor=self.actor,
         )
         self.started = self.clock()
-        self._tell(f"experiment {self.name} started: {self.describe()}")
+        self._tell("chaos", f"experiment {self.name} started: {self.describe()}")
         return entry
 
     def _group(self) -> str:
@@ -597,21 +597,21 @@ class Experiment:
         except AuditError as exc:  # the fault is already off; say loudly that the record is missing
             log.error("experiment %s ended %s; its verdict could not be audited: %s", self.name, outcome, exc)
             verdict.reason += f" (not audited: {exc})"
-        self._tell(verdict.summary())
+        self._tell("experiment", verdict.summary())
         self._done.set()
         return verdict
 
     def _samples(self) -> tuple[int, int]:
         return self._cohorts["treatment"].requests, self._cohorts["control"].requests
 
-    def _tell(self, description: str) -> None:
+    def _tell(self, kind: str, description: str) -> None:
         if self.context is None:
             return
         at = self.clock()  # one moment for every region: the report shows the verdict once
         try:
             for region in self.regions or (None,):
                 self.context.add_event(
-                    "chaos", target=self.name, description=description[:500], region=region, at=at
+                    kind, target=self.name, description=description[:500], region=region, at=at
                 )
         except Exception:  # the signals are told, never obeyed: a failing sink must not keep a fault on
             log.exception("experiment %s could not report to its context sink", self.name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -14,8 +13,6 @@ from stoic.signals.history import History
 from stoic.signals.indicators import LABELS, SPS
 
 WEEK = 7 * 86400.0
-#: how a chaos experiment's verdict reads as a context event (see stoic.chaos.experiment)
-_VERDICT = re.compile(r"^experiment (\S+) (passed|failed|aborted|inconclusive): (.*)$", re.S)
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;color:#1f2937;max-width:1020px;margin:2em auto;padding:0 1em}
 h1{font-size:22px;margin-bottom:0}h2{font-size:17px;margin-top:2em;border-bottom:1px solid #e5e7eb}
@@ -70,8 +67,7 @@ def weekly_report(
     churn = history.churn(end)
     keys = history.series_keys(start, end)
     verdicts = _experiments(events)
-    # an experiment counts once, by its start; its verdict is listed in its own section
-    chaos = [e for e in events if e.kind in ("chaos", "zone_outage") and not _VERDICT.match(e.description)]
+    chaos = [e for e in events if e.kind in ("chaos", "zone_outage")]  # an experiment by its start
 
     # chaos survived = no critical alert in that region within 15 minutes after the experiment
     def survived(ev_at: float, region: str | None) -> bool:
@@ -191,7 +187,7 @@ def weekly_report(
     )
     if verdicts:
         parts.append("<h2>Chaos experiments</h2>")
-        parts.append(_table(["ended", "experiment", "verdict", "detail"], verdicts))
+        parts.append(_table(["ended", "experiment", "verdict"], verdicts))
     if fallbacks:
         per: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for _, dep, src, n in fallbacks:
@@ -222,9 +218,9 @@ def _experiments(events: list[ContextEvent]) -> list[list[str]]:
     """One row per experiment verdict (reported once per region it touched: shown once)."""
     rows: dict[tuple[float, str], list[str]] = {}
     for e in events:
-        m = _VERDICT.match(e.description) if e.kind == "chaos" else None
-        if m is not None:
-            rows.setdefault((e.at, m.group(1)), [_when(e.at), m.group(1), m.group(2), m.group(3)])
+        if e.kind == "experiment":
+            verdict = e.description.removeprefix(f"experiment {e.target} ")  # "passed: ...", "aborted: ..."
+            rows.setdefault((e.at, e.target), [_when(e.at), e.target, verdict])
     return [rows[k] for k in sorted(rows)]
 
 
