@@ -6,7 +6,8 @@ Each row is the best of R rounds of N calls of a function that returns at once, 
 price of the protection itself. Ratios compare with the bare call and with the peer doing the same job.
 Targets: sync breaker + semaphore + fallback + metrics <= 1.0 us, <= 0.25x pyresilience's equivalent and
 faster than the fastest peer's breaker alone; asyncio with a deadline <= 2.5 us; thread-isolated sync
-with a deadline <= 30 us.
+with a deadline <= 30 us and no slower than ThreadPoolExecutor. The last table is the httpx integration
+against a bare httpx call to a keep-alive HTTP server on loopback (the guard's share of a real request).
 Runs pinned to one CPU, so a thread handoff costs a context switch, not a cross-CPU wake-up (see _cpu.py).
 """
 
@@ -16,13 +17,16 @@ import argparse
 import asyncio
 import concurrent.futures
 import gc
+import http.server
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiobreaker
 import circuitbreaker
+import httpx
 import pybreaker
 import pyresilience as pr
 import tenacity
@@ -31,6 +35,7 @@ from pyresilience.logging import MetricsCollector
 
 from _cpu import one_cpu
 from stoic.guard import Dependency, Fallback, Registry, SemaphoreBulkhead, ThreadPoolBulkhead
+from stoic.guard.httpx import GuardedTransport
 
 
 def work(x: int) -> int:
@@ -155,6 +160,51 @@ def thread_cases() -> tuple[dict[str, Callable[[int], Any]], Callable[[], None]]
     }, cleanup
 
 
+class _Ok(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with 200 and two bytes, keeping the connection open."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed ACK
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def http_cases() -> tuple[dict[str, Callable[[int], Any]], Callable[[], None]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    bare = httpx.Client()
+    guarded = httpx.Client(transport=GuardedTransport(timeout=1.0, registry=Registry(),
+                                                      fallbacks=[Fallback(lambda request: None)]))
+    # the same without a network: what the guard itself costs, apart from the loopback's noise
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"ok")
+
+    local = httpx.Client(transport=httpx.MockTransport(answer))
+    local_guarded = httpx.Client(transport=GuardedTransport(httpx.MockTransport(answer), timeout=1.0,
+                                                            registry=Registry()))
+
+    def cleanup() -> None:
+        for client in (bare, guarded, local, local_guarded):
+            client.close()
+        server.shutdown()
+        server.server_close()
+
+    return {
+        "bare httpx.Client.get": lambda i: bare.get(url),
+        "httpx.Client + stoic GuardedTransport": lambda i: guarded.get(url),
+        "bare httpx.Client.get, in-process transport": lambda i: local.get("http://svc/"),
+        "same + stoic GuardedTransport": lambda i: local_guarded.get("http://svc/"),
+    }, cleanup
+
+
 PEER_BREAKERS = ("pybreaker (breaker only)", "circuitbreaker (breaker only)", "pyresilience breaker only")
 
 
@@ -212,9 +262,11 @@ def run(args: argparse.Namespace) -> int:
     sync = sync_cases()
     asynchronous = async_cases()
     threaded, cleanup = thread_cases()
+    requests, http_cleanup = http_cases()
     sync_rows: dict[str, float] = dict.fromkeys(sync, float("inf"))
     async_rows: dict[str, float] = dict.fromkeys(asynchronous, float("inf"))
     thread_rows: dict[str, float] = dict.fromkeys(threaded, float("inf"))
+    http_rows: dict[str, float] = dict.fromkeys(requests, float("inf"))
     for r in range(args.repeat):
         print(f"\r  round {r + 1}/{args.repeat}", end="", file=sys.stderr, flush=True)
         for name, fn in sync.items():
@@ -223,7 +275,10 @@ def run(args: argparse.Namespace) -> int:
             async_rows[name] = min(async_rows[name], ameasure(afn, args.calls, 1))
         for name, fn in threaded.items():
             thread_rows[name] = min(thread_rows[name], measure(fn, max(1000, args.calls // 10), 1))
+        for name, fn in requests.items():
+            http_rows[name] = min(http_rows[name], measure(fn, max(500, args.calls // 100), 1))
     cleanup()
+    http_cleanup()
     print(file=sys.stderr)
 
     report("sync (semaphore isolation)", sync_rows, "stoic breaker+semaphore+fallback+metrics",
@@ -232,6 +287,12 @@ def run(args: argparse.Namespace) -> int:
            "pyresilience deadline+breaker+bulkhead+fallback")
     report("sync (thread isolation)", thread_rows, "stoic thread pool+deadline+breaker+fallback+metrics",
            "pyresilience thread timeout+breaker+fallback")
+    report("httpx on loopback (sync, keep-alive)", http_rows, "httpx.Client + stoic GuardedTransport", None)
+    added = http_rows["httpx.Client + stoic GuardedTransport"] - http_rows["bare httpx.Client.get"]
+    own = (http_rows["same + stoic GuardedTransport"]
+           - http_rows["bare httpx.Client.get, in-process transport"])
+    print(f"  -> the guard adds {added / 1000:.1f} us per loopback request; its own cost, "
+          f"without a network: {own / 1000:.1f} us")
     targets = [
         ("sync guard <= 1.0 us", sync_rows["stoic breaker+semaphore+fallback+metrics"] <= 1000),
         ("sync guard <= 0.25x pyresilience", sync_rows["stoic breaker+semaphore+fallback+metrics"]
@@ -243,12 +304,16 @@ def run(args: argparse.Namespace) -> int:
          async_rows["stoic deadline+breaker+semaphore+fallback+metrics"] <= 2500),
         ("thread-isolated with deadline <= 30 us",
          thread_rows["stoic thread pool+deadline+breaker+fallback+metrics"] <= 30_000),
+        ("thread-isolated no slower than ThreadPoolExecutor",
+         thread_rows["stoic thread pool+deadline+breaker+fallback+metrics"]
+         <= thread_rows["ThreadPoolExecutor submit+result(timeout)"]),
     ]
     print("\ntargets")
     for name, ok in targets:
         print(f"  {'met ' if ok else 'MISS'} {name}")
     if args.chart:
-        chart(args.chart, [("sync", sync_rows), ("asyncio", async_rows), ("thread isolation", thread_rows)])
+        chart(args.chart, [("sync", sync_rows), ("asyncio", async_rows), ("thread isolation", thread_rows),
+                           ("httpx on loopback", http_rows)])
     return 0
 
 

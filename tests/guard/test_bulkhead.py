@@ -491,4 +491,5 @@ def test_async_waiter_cancelled_from_outside_leaks_nothing(clock: ManualClock, r
     assert run_virtual(main()) == ("held", "after")
     snap = dep.snapshot()
     assert (snap["concurrent"], snap["counts"]["success"], snap["counts"]["rejected"]) == (0, 2, 0)
-    assert dep._state.waiters == 0 and not dep._state.async_waiters
+    assert dep._state.slots is not None
+    assert dep._state.slots.waiting == 0 and dep._state.slots.queued == 0

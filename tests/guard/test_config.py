@@ -61,6 +61,14 @@ CASES: list[tuple[Callable[..., Any], dict[str, Any], str]] = [
     (Retry, {"multiplier": 0.5}, "Retry.multiplier must be in [1.0, 100.0]"),
     (Retry, {"jitter": "half"}, "Retry.jitter must be one of 'full', 'none', got 'half'"),
     (Retry, {"retry_on": [1]}, "Retry.retry_on must be exception classes"),
+    (Retry, {"retry_when": 503}, "Retry.retry_when must be a function of one value or None, got 503"),
+    (Retry, {"retry_after": "Retry-After"},
+     "Retry.retry_after must be a function of one value or None, got 'Retry-After'"),
+    (Retry, {"total": 0}, "Retry.total must be in (0.0, 86400.0], got 0"),
+    (Retry, {"total": NAN}, "Retry.total must be in (0.0, 86400.0]"),
+    (Retry, {"budget": 0.2}, "Retry.budget must be a RetryBudget or None, got 0.2"),
+    (BreakerPolicy, {"failure_when": "5xx"},
+     "BreakerPolicy.failure_when must be a function of one value or None, got '5xx'"),
     (Fallback, {"fn": "popular"}, "Fallback.fn must be callable"),
     (Fallback, {"fn": list, "timeout": 0}, "Fallback.timeout must be in (0.0, 3600.0]"),
     (Fault, {"kind": "explode"}, "Fault.kind must be one of error, delay, timeout, reject; got 'explode'"),
@@ -103,8 +111,8 @@ def test_every_numeric_policy_field_is_covered() -> None:
     covered = {(f.__name__, k) for f, fields, _ in CASES for k in fields}
     for cls in (BreakerPolicy, SemaphoreBulkhead, ThreadPoolBulkhead, RetryBudget, Retry, Fault):
         for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
-            if name in ("message", "budget"):
-                continue  # free text / a nested policy validated on its own
+            if name == "message":
+                continue  # free text
             assert (cls.__name__, name) in covered, f"{cls.__name__}.{name} has no out-of-range case"
 
 
@@ -116,7 +124,9 @@ def test_the_edges_of_each_range_are_allowed() -> None:
     SemaphoreBulkhead(max_concurrent=1, max_wait=0)
     ThreadPoolBulkhead(workers=1, queue=0)
     Retry(attempts=1, initial=0, maximum=0, multiplier=1, jitter="none", budget=None)
-    Retry(attempts=100, budget=RetryBudget(ratio=0, min_per_second=0))
+    Retry(attempts=100, budget=RetryBudget(ratio=0, min_per_second=0), total=86400,
+          retry_when=bool, retry_after=lambda seen: None)
+    BreakerPolicy(failure_when=lambda answer: answer is None)
     Fault("delay", delay=3600)
     Fault("timeout", delay=0)
     Fallback(list, timeout=3600)

@@ -210,7 +210,9 @@ def test_a_grown_bulkhead_lets_a_waiter_in(reg: Registry) -> None:
         assert holding.wait(30)
         waiter = threading.Thread(target=lambda: answers.append(dep.call(ok, "waited")))
         waiter.start()
-        while dep._state.waiters == 0 and waiter.is_alive():  # bounded by the waiter's own max_wait
+        slots = dep._state.slots
+        assert slots is not None
+        while slots.waiting == 0 and waiter.is_alive():  # bounded by the waiter's own max_wait
             waiter.join(0.001)
         dep.configure(bulkhead=SemaphoreBulkhead(max_concurrent=2, max_wait=30.0))
         waiter.join(30)

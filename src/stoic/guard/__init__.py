@@ -16,10 +16,12 @@ from ._errors import (
     ConfigError,
     DeadlineExceeded,
     DependencyFailed,
+    FailedResult,
     GuardError,
     InjectedFailure,
 )
 from ._events import Event, Outcome, Result
+from ._http import retry_after_seconds
 from ._inject import FAULT_KINDS, Fault, Injector, current_fault, inject, set_process_injector
 from ._policies import (
     BreakerPolicy,
@@ -45,6 +47,7 @@ __all__ = [
     "Dependency",
     "DependencyFailed",
     "Event",
+    "FailedResult",
     "Fallback",
     "Fault",
     "GuardError",
@@ -63,5 +66,6 @@ __all__ = [
     "current_fault",
     "inject",
     "registry",
+    "retry_after_seconds",
     "set_process_injector",
 ]

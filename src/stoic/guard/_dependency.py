@@ -12,7 +12,7 @@ import random
 import threading
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._deadline import DONE, EXPIRED, RUNNING, Deadlines
@@ -21,10 +21,12 @@ from ._errors import (
     BulkheadFull,
     ConfigError,
     DeadlineExceeded,
+    FailedResult,
     InjectedFailure,
 )
 from ._events import Event, Outcome, Result
 from ._inject import Fault, armed, find_fault
+from ._permits import Permits
 from ._policies import BreakerPolicy, Bulkhead, Fallback, Retry, SemaphoreBulkhead, ThreadPoolBulkhead
 from ._pool import Job, WorkerPool
 from ._recovery import Failed, Recovery, in_fallbacks
@@ -39,7 +41,6 @@ T = TypeVar("T")
 
 _SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(Outcome.TIMEOUT)
 _REJECTED, _SHORT, _INJECTED = int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED), int(Outcome.INJECTED)
-_RETRYABLE = (_FAILURE, _TIMEOUT)
 _DEFAULT_BREAKER = BreakerPolicy()
 _running_loop, _current_task = asyncio.get_running_loop, asyncio.current_task  # read once per call
 _DEFAULT_BULKHEAD = SemaphoreBulkhead()
@@ -144,6 +145,9 @@ class Dependency:
         breaker = settings.breaker
         self._failure_on = breaker.failure_on if breaker else (Exception,)
         self._ignore = breaker.ignore if breaker else ()
+        self._failure_when = breaker.failure_when if breaker else None
+        self._retry_when = settings.retry.retry_when if settings.retry else None
+        self._refresh_detour()
         # deadlines keep one timeout per loop: calls under way keep theirs, new calls get the new one
         self._deadlines: dict[asyncio.AbstractEventLoop, Deadlines] = {}
 
@@ -253,11 +257,12 @@ class Dependency:
         """
         state, now, pool = self._state, self._now, self._pool
         permits, settle = state.permits, self._settle  # configure() resizes the permit list in place
+        slots = cast(Permits, state.slots)  # read only where `permits` is not None, so never None there
         if pool is not None:
             return functools.partial(self.call, fn)
 
         def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-            if not state.gate_open or armed[0] or self._observed:
+            if not state.gate_open or armed[0] or self._detour:
                 return self.call(fn, *args, **kwargs)
             if permits is not None:
                 try:
@@ -284,8 +289,8 @@ class Dependency:
                     return value
                 if permits is not None:
                     permits.append(1)
-                    if state.waiters:
-                        state.wake_one()
+                    if slots.waiting:
+                        slots.wake_one()
                 log = window.current_log
                 bits = latency_ns.bit_length()
                 log.append((bits - 3) * 8 + (latency_ns >> (bits - 4)) - 8)  # as DependencyState.succeeded
@@ -312,6 +317,12 @@ class Dependency:
     def refresh_observed(self) -> None:
         """Re-read whether anyone listens (the hot path checks one attribute)."""
         self._observed = bool(self._listeners or self._shared_listeners)
+        self._refresh_detour()
+
+    def _refresh_detour(self) -> None:
+        # One flag for "an answer must be looked at before it is recorded" (a listener, a result
+        # predicate): the plain path reads it once, so predicates cost nothing while unused.
+        self._detour = self._observed or self._failure_when is not None or self._retry_when is not None
 
     def snapshot(self) -> dict[str, Any]:
         """Rolling-window metrics and state as a JSON-ready dict."""
@@ -375,12 +386,12 @@ class Dependency:
         end = self._now()
         if type(value) is _COROUTINE:  # an async function given to call(): not a success
             self._unawaited(value, fn, end, admitted, True)
+        if self._detour:
+            return self._judged(value, start, end, admitted, True)
         if admitted:  # a half-open trial, or a call carrying its request's injected delay
             state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
         else:
             state.succeeded(end, end - start)
-        if self._observed:
-            self._emit(Event(self.name, Outcome.SUCCESS, (end - start) / 1e9))
         return value
 
     def _attempt_pooled(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -390,7 +401,7 @@ class Dependency:
         job: Job | None = None
         try:
             timeout = self._timeout
-            job = self._pool.submit(fn, args, kwargs, state.release, timeout)
+            job = self._pool.submit(fn, args, kwargs, cast(Permits, state.slots).give_back, timeout)
             finished = job.wait(timeout)
         except BaseException:  # the caller was interrupted (KeyboardInterrupt, ...): not a verdict
             if job is not None:
@@ -410,9 +421,9 @@ class Dependency:
             self._settle(job.error, end, end - start, admitted, False, fn)
         if type(job.value) is _COROUTINE:
             self._unawaited(job.value, fn, end, admitted, False)
+        if self._detour:
+            return self._judged(job.value, start, end, admitted, False)
         self._state.leave(end, _SUCCESS, end - start, admitted, release=False)
-        if self._observed:
-            self._emit(Event(self.name, Outcome.SUCCESS, (end - start) / 1e9))
         return job.value
 
     async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
@@ -475,12 +486,41 @@ class Dependency:
                     if pending[0] is entry:  # calls mostly end in the order they began: keep the queue short
                         pending.popleft()
         end = self._now()
+        if self._detour:
+            return self._judged(value, start, end, admitted, True)
         if admitted:  # a half-open trial, or a call carrying its request's injected delay
             state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
         else:
             state.succeeded(end, end - start)
+        return value
+
+    def _judged(self, value: Any, start: int, end: int, admitted: int, release: bool) -> Any:
+        """Record a primary that returned, when someone looks at answers: the result predicates
+        (a value counted as a failure is `Failed` into the recovery like a raised error; one worth
+        another try is recorded as the success it is, then `Failed` so the recovery may retry it)
+        and the listeners."""
+        state = self._state
+        failure_when, retry_when = self._failure_when, self._retry_when
+        try:
+            failed = failure_when is not None and bool(failure_when(value))
+            again = not failed and retry_when is not None and bool(retry_when(value))
+        except BaseException:  # the predicate's own bug: raised to the caller, the call counts as nothing
+            state.leave(end, -1, 0, admitted, release)
+            raise
+        elapsed = end - start
+        if failed:
+            error = FailedResult(self.name, value)
+            state.leave(end, _FAILURE, elapsed, admitted, release)
+            self._emit_outcome(Outcome.FAILURE if admitted != INJECTED else Outcome.INJECTED, elapsed, error)
+            raise Failed(_FAILURE, error)
+        if admitted or not release:  # a trial, an injected delay, a pooled call (its worker frees it)
+            state.leave(end, _SUCCESS, elapsed, admitted, release)
+        else:
+            state.succeeded(end, elapsed)
         if self._observed:
-            self._emit(Event(self.name, Outcome.SUCCESS, (end - start) / 1e9))
+            self._emit(Event(self.name, Outcome.SUCCESS, elapsed / 1e9))
+        if again:
+            raise Failed(_SUCCESS, FailedResult(self.name, value, "worth another try (retry_when)"))
         return value
 
     async def _enter_async(self, state: DependencyState, start: int) -> int:
@@ -581,21 +621,6 @@ class Dependency:
         return injected
 
     # -- recovery: retries, then the fallback chain ----------------------------------------------
-    def _retry_allowed(self, failed: Failed, attempt: int) -> bool:
-        retry = self._retry
-        if retry is None or attempt > retry.attempts or failed.outcome not in _RETRYABLE:
-            return False
-        if not isinstance(failed.error, retry.retry_on):
-            return False
-        now = self._now()
-        if not self._state.allows(now):  # never retry into an open breaker
-            return False
-        budget = retry.budget
-        if budget is not None:
-            return self._state.retry_allowed(now, budget.ratio, budget.min_per_second)
-        self._state.count(int(Outcome.RETRY))
-        return True
-
     def _recover(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  failed: Failed, start: int | None = None) -> Result[Any]:
         plan = Recovery(self, failed, start)
@@ -605,6 +630,9 @@ class Dependency:
                 return plan.primary_answered(self._attempt(fn, args, kwargs))
             except Failed as again:
                 plan.primary_failed(again)
+        kept = plan.kept_answer()
+        if kept is not None:
+            return kept
         token = plan.enter_fallbacks()
         try:
             for level, (fallback, is_async) in plan.levels:
@@ -620,7 +648,7 @@ class Dependency:
                 return plan.level_answered(level, fallback, value)
         finally:
             in_fallbacks.reset(token)
-        raise plan.exhausted()
+        return plan.last_resort()
 
     async def _recover_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                              kwargs: dict[str, Any], failed: Failed,
@@ -632,6 +660,9 @@ class Dependency:
                 return plan.primary_answered(await self._attempt_async(fn, args, kwargs))
             except Failed as again:
                 plan.primary_failed(again)
+        kept = plan.kept_answer()
+        if kept is not None:
+            return kept
         token = plan.enter_fallbacks()
         try:
             for level, (fallback, _) in plan.levels:
@@ -648,14 +679,7 @@ class Dependency:
                 return plan.level_answered(level, fallback, value)
         finally:
             in_fallbacks.reset(token)
-        raise plan.exhausted()
-
-    def _backoff(self, attempt: int, failed: Failed) -> float:
-        """The pause before retry number `attempt`, announced as a RETRY event."""
-        retry = self._retry
-        assert retry is not None
-        self._emit_outcome(Outcome.RETRY, 0, failed.error)
-        return retry.delay(attempt, self._rng)
+        return plan.last_resort()
 
     def _in_time(self, fallback: Fallback, t0: int, value: Any) -> Any:
         """`value`, unless the sync fallback that produced it overran its deadline."""

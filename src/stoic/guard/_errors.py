@@ -29,6 +29,15 @@ class InjectedFailure(GuardError):
     """A failure injected on purpose through the fault injection point."""
 
 
+class FailedResult(GuardError):
+    """The primary answered, with a value counted as a failure (`BreakerPolicy.failure_when`) or
+    worth another try (`Retry.retry_when`). `value` is what it returned."""
+
+    def __init__(self, dependency: str, value: object, why: str = "counted as a failure") -> None:
+        self.value = value
+        super().__init__(f"{dependency}: answered {_short(value)}, {why}")
+
+
 class DependencyFailed(GuardError):
     """Every level failed: the primary call and each fallback. `causes` holds one error per level."""
 
@@ -37,3 +46,8 @@ class DependencyFailed(GuardError):
         self.causes = list(causes)
         detail = "; ".join(f"{source}: {type(err).__name__}: {err}" for source, err in self.causes)
         super().__init__(f"{dependency}: every level failed ({detail})")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -52,7 +52,9 @@ class Result(Generic[T]):
     """The answer to a guarded call and where it came from.
 
     `level` is 0 for the primary, 1 for the first fallback and so on; `outcome` is what happened to
-    the primary attempt (SUCCESS, FAILURE, TIMEOUT, REJECTED or SHORT_CIRCUITED).
+    the primary attempt (SUCCESS, FAILURE, TIMEOUT, REJECTED or SHORT_CIRCUITED); `error` says why
+    the primary did not answer: its last error (`BreakerOpen`, `DeadlineExceeded`, what it raised,
+    or a `FailedResult` holding the value it returned), None when it answered.
     """
 
     value: T
@@ -60,6 +62,7 @@ class Result(Generic[T]):
     level: int
     outcome: Outcome
     latency: float
+    error: BaseException | None = None
 
     @property
     def degraded(self) -> bool:

@@ -23,7 +23,10 @@ class BreakerPolicy:
     - stays open `open_for` seconds, then lets `trial_calls` through (half-open) and closes if their
       error rate stays under `error_rate`;
     - `failure_on` exceptions count as failures; `ignore` exceptions pass to the caller untouched,
-      count as nothing and skip the fallbacks (a bad request is not the dependency's fault).
+      count as nothing and skip the fallbacks (a bad request is not the dependency's fault);
+    - `failure_when(value)`, when given, judges what the call returned: true counts the answer as a
+      failure (an HTTP 503, say), which goes to the retries and fallbacks as a raised failure does;
+      if none of them answers, the caller gets the value itself.
 
     >>> BreakerPolicy(error_rate=0.25, open_for=2.0).min_calls
     20
@@ -40,9 +43,11 @@ class BreakerPolicy:
     check_interval: float = 0.5
     failure_on: tuple[type[BaseException], ...] = (Exception,)
     ignore: tuple[type[BaseException], ...] = ()
+    failure_when: Callable[[Any], bool] | None = None
 
     def __post_init__(self) -> None:
         n = "BreakerPolicy"
+        v.predicate(n, "failure_when", self.failure_when)
         v.number(n, "window", self.window, low=0.0, high=3600.0, low_open=True)
         v.integer(n, "buckets", self.buckets, low=1, high=1000)
         v.integer(n, "min_calls", self.min_calls, low=1)
@@ -118,6 +123,16 @@ class Retry:
     `attempts` counts the first call. Rejections and open circuits are never retried, and no retry
     is made once the breaker opens or the budget is spent.
 
+    - `retry_on`: the exception classes retried (after failures and timeouts);
+    - `retry_when(value_or_error)`, when given, must also be true for an error to be retried, and
+      decides alone for a returned value; without it, the values `BreakerPolicy.failure_when`
+      counts as failures are retried;
+    - `retry_after(value_or_error)`, when given, reads how long the dependency asked to be left
+      alone (an HTTP `Retry-After`), in seconds or None: the pause is at least that long, and a
+      request to wait longer than `maximum` is not honoured by retrying (the fallbacks answer now);
+    - `total`: no retry starts unless its pause and its whole deadline end within `total` seconds
+      of the first attempt (None: no cap).
+
     >>> Retry(attempts=3).delay(2, random.Random(1)) <= 0.1
     True
     """
@@ -129,9 +144,18 @@ class Retry:
     jitter: Literal["full", "none"] = "full"
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     budget: RetryBudget | None = field(default_factory=RetryBudget)
+    retry_when: Callable[[Any], bool] | None = None
+    retry_after: Callable[[Any], float | None] | None = None
+    total: float | None = None
 
     def __post_init__(self) -> None:
         n = "Retry"
+        v.predicate(n, "retry_when", self.retry_when)
+        v.predicate(n, "retry_after", self.retry_after)
+        if self.total is not None:
+            v.number(n, "total", self.total, low=0.0, high=86400.0, low_open=True)
+        if self.budget is not None and not isinstance(self.budget, RetryBudget):
+            raise ConfigError(f"{n}.budget must be a RetryBudget or None, got {self.budget!r}")
         v.integer(n, "attempts", self.attempts, low=1, high=100)
         v.number(n, "initial", self.initial, low=0.0, high=3600.0)
         v.number(n, "maximum", self.maximum, low=0.0, high=3600.0)

@@ -1,7 +1,8 @@
 """After a failed primary: retries, then the fallback chain, decided once for sync and async callers.
 
 `Dependency._recover` and `_recover_async` drive a `Recovery`; they differ only in how they wait
-and how they call.
+and how they call. Every decision (retry or not, how long to pause, which levels to walk, what the
+caller gets when nothing answers) is made here.
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
-from ._errors import DependencyFailed, GuardError
+from ._errors import DependencyFailed, FailedResult, GuardError
 from ._events import Event, Outcome, Result
-from ._policies import Fallback
+from ._policies import Fallback, Retry
 
 if TYPE_CHECKING:
     from ._dependency import Dependency
 
+_SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(Outcome.TIMEOUT)
+
 
 class Failed(Exception):
-    """Internal: the primary attempt did not answer. Never escapes `Dependency`."""
+    """Internal: the primary attempt did not answer (or answered with a value worth another try).
+    Never escapes `Dependency`."""
 
     def __init__(self, outcome: int, error: BaseException) -> None:
         self.outcome = outcome
@@ -35,22 +39,55 @@ in_fallbacks: ContextVar[tuple[Dependency, ...]] = ContextVar("stoic_in_fallback
 class Recovery:
     """The decisions after one failed primary: whether to retry, which levels to walk, what to count."""
 
-    __slots__ = ("attempt", "causes", "dep", "failed", "first", "levels", "start")
+    __slots__ = ("attempt", "causes", "dep", "failed", "failed_at", "first", "levels", "start")
 
     def __init__(self, dep: Dependency, failed: Failed, start: int | None) -> None:
         self.dep = dep
         self.failed = failed
         self.first = Outcome(failed.outcome)
-        self.start = dep._now() if start is None else start
+        self.failed_at = dep._now()
+        self.start = self.failed_at if start is None else start
         self.causes: list[tuple[str, BaseException]] = [("primary", failed.error)]
         self.attempt = 2
         self.levels: Sequence[tuple[int, tuple[Fallback, bool]]] = ()
 
     def next_retry(self) -> float | None:
-        """The pause before the next primary attempt, or None when no retry is allowed."""
-        if not self.dep._retry_allowed(self.failed, self.attempt):
+        """The pause before the next primary attempt, or None when no retry is allowed.
+
+        Checked in this order, cheapest and least committal first: attempts left, an outcome the
+        policy retries, the pause the dependency asked for, the total time, the breaker, and last
+        the budget (the only check that spends something).
+        """
+        dep, failed = self.dep, self.failed
+        retry = dep._retry
+        if retry is None or self.attempt > retry.attempts or not _wanted(retry, failed):
             return None
-        delay = self.dep._backoff(self.attempt, self.failed)
+        error = failed.error
+        delay = retry.delay(self.attempt, dep._rng)
+        if retry.retry_after is not None:
+            asked = retry.retry_after(error.value if isinstance(error, FailedResult) else error)
+            if asked is not None:
+                if isinstance(asked, bool) or not isinstance(asked, int | float):
+                    raise TypeError(f"{dep.name}: Retry.retry_after must return seconds or None, "
+                                    f"got {asked!r}")
+                if asked > retry.maximum:
+                    return None  # longer than this policy ever waits: the fallbacks answer now
+                delay = max(delay, asked)
+        now = dep._now()
+        # the pause and the whole next attempt must end within the cap
+        ends = (now - self.failed_at) / 1e9 + delay + (dep._timeout or 0.0)
+        if retry.total is not None and ends > retry.total:
+            return None
+        state = dep._state
+        if not state.allows(now):  # never retry into an open breaker
+            return None
+        budget = retry.budget
+        if budget is not None:
+            if not state.retry_allowed(now, budget.ratio, budget.min_per_second):
+                return None
+        else:
+            state.count(int(Outcome.RETRY))
+        dep._emit_outcome(Outcome.RETRY, 0, error)
         self.attempt += 1
         return delay
 
@@ -60,6 +97,13 @@ class Recovery:
     def primary_failed(self, failed: Failed) -> None:
         self.failed = failed
         self.causes.append(("primary", failed.error))
+
+    def kept_answer(self) -> Result[Any] | None:
+        """The last answer, when it was only worth another try (not a failure) and none is left."""
+        error = self.failed.error
+        if self.failed.outcome == _SUCCESS and isinstance(error, FailedResult):
+            return self._answer(error.value, None)
+        return None
 
     def enter_fallbacks(self) -> Token[tuple[Dependency, ...]]:
         """Choose the levels to walk and mark this context as inside the chain; reset the token after."""
@@ -85,7 +129,28 @@ class Recovery:
         latency = (dep._now() - self.start) / 1e9
         if dep._observed:
             dep._emit(Event(dep.name, Outcome.FALLBACK_SUCCESS, latency, fallback.name))
-        return Result(value, fallback.name, level + 1, self.first, latency)
+        return Result(value, fallback.name, level + 1, self.first, latency, self.failed.error)
 
-    def exhausted(self) -> DependencyFailed:
-        return DependencyFailed(self.dep.name, self.causes)
+    def last_resort(self) -> Result[Any]:
+        """No level answered: the primary's own answer if it gave one (a value counted as a
+        failure is still the best there is), else `DependencyFailed` with every cause."""
+        error = self.failed.error
+        if isinstance(error, FailedResult):
+            return self._answer(error.value, error)
+        raise DependencyFailed(self.dep.name, self.causes)
+
+    def _answer(self, value: Any, error: BaseException | None) -> Result[Any]:
+        outcome = self.first if error is not None else Outcome.SUCCESS
+        return Result(value, "primary", 0, outcome, (self.dep._now() - self.start) / 1e9, error)
+
+
+def _wanted(retry: Retry, failed: Failed) -> bool:
+    """Does the policy retry this outcome?"""
+    error = failed.error
+    if isinstance(error, FailedResult):
+        if failed.outcome == _SUCCESS:
+            return True  # not a failure: it reached recovery only because retry_when asked
+        return retry.retry_when(error.value) if retry.retry_when is not None else True
+    if failed.outcome not in (_FAILURE, _TIMEOUT) or not isinstance(error, retry.retry_on):
+        return False
+    return retry.retry_when is None or bool(retry.retry_when(error))

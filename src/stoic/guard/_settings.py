@@ -23,19 +23,19 @@ class Settings:
 
     @classmethod
     def checked(cls, timeout: object, breaker: object, bulkhead: object, retry: object,
-                fallbacks: object) -> Settings:
-        """Validate each field as the constructor always has; ConfigError names the field."""
+                fallbacks: object, owner: str = "Dependency") -> Settings:
+        """Validate each field as the constructor always has; ConfigError names `owner.field`."""
         if timeout is not None:
-            timeout = number("Dependency", "timeout", timeout, low=0.0, high=3600.0, low_open=True)
+            timeout = number(owner, "timeout", timeout, low=0.0, high=3600.0, low_open=True)
         if bulkhead is not None and not isinstance(bulkhead, SemaphoreBulkhead | ThreadPoolBulkhead):
-            raise ConfigError(f"Dependency.bulkhead must be SemaphoreBulkhead, ThreadPoolBulkhead or None, "
+            raise ConfigError(f"{owner}.bulkhead must be SemaphoreBulkhead, ThreadPoolBulkhead or None, "
                               f"got {bulkhead!r}")
         if breaker is not None and not isinstance(breaker, BreakerPolicy):
-            raise ConfigError(f"Dependency.breaker must be a BreakerPolicy or None, got {breaker!r}")
+            raise ConfigError(f"{owner}.breaker must be a BreakerPolicy or None, got {breaker!r}")
         if retry is not None and not isinstance(retry, Retry):
-            raise ConfigError(f"Dependency.retry must be a Retry or None, got {retry!r}")
+            raise ConfigError(f"{owner}.retry must be a Retry or None, got {retry!r}")
         if isinstance(fallbacks, str | bytes) or not isinstance(fallbacks, Iterable):
-            raise ConfigError(f"Dependency.fallbacks must be a sequence of Fallback or callables, "
+            raise ConfigError(f"{owner}.fallbacks must be a sequence of Fallback or callables, "
                               f"got {fallbacks!r}")
         levels = tuple(f if isinstance(f, Fallback) else Fallback(f) for f in fallbacks)
         return cls(timeout, breaker, bulkhead, retry, levels)

@@ -1,22 +1,23 @@
-"""One dependency's shared state: breaker, bulkhead permits and rolling window.
+"""One dependency's shared state: the breaker and the rolling window, beside the bulkhead's permits.
 
-Sync and asyncio calls share this object, so there is one truth per dependency.
+Sync and asyncio calls share this object, so there is one truth per dependency. The fields every
+call reads sit on it; waiting for a permit is `Permits`' business (its own lock, see _permits).
 
 The hot path is lock-free on admission: while the breaker is closed, `gate_open` is a plain
 attribute read and a bulkhead permit is a `list.pop()` (atomic), so a call takes one lock, when
-it records its outcome. Every state change happens under the lock.
+it records its outcome. Every breaker state change happens under the lock.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 
 from ._clock import Clock
 from ._events import Event, Outcome
+from ._permits import Permits
 from ._policies import BreakerPolicy
 from ._window import FOLD_AFTER, MAX_LATENCY_NS, NEVER, RollingWindow, code
 
@@ -31,14 +32,17 @@ _SLOW, _REJECTED, _SHORT = int(Outcome.SLOW), int(Outcome.REJECTED), int(Outcome
 _RETRY, _INJECTED = int(Outcome.RETRY), int(Outcome.INJECTED)
 UNBOUNDED = 2**62
 
+# One line per breaker transition, with the figures that decided it.
+log = logging.getLogger("stoic.guard")
+
 
 class DependencyState:
     # Slots are laid out in this order: what every call reads comes first, in one cache line (the
     # code between two syscalls runs on cold caches, where each line counts).
     __slots__ = (  # noqa: RUF023
-        "gate_open", "permits", "waiters", "window", "plain_below", "lock",
-        "_cond", "_sync_waiters", "async_waiters", "breaker", "changes", "check_ns", "checked_at", "clock",
-        "debt", "emit", "forced", "max_active", "max_wait_s", "name", "open_ns", "opened_at",
+        "gate_open", "permits", "slots", "window", "plain_below", "lock",
+        "breaker", "changes", "check_ns", "checked_at", "clock",
+        "emit", "forced", "max_active", "name", "open_ns", "opened_at",
         "slow_ns", "state", "trial_errors", "trial_results", "trial_slow", "trials_left",
     )
 
@@ -50,17 +54,12 @@ class DependencyState:
         self.clock = clock
         self.emit = emit
         # state changes are told to listeners after the lock is released, so a listener may call back
-        self.changes: deque[Event] = deque()
+        self.changes: deque[tuple[Event, str]] = deque()  # (event, the log line saying why)
         self.lock = threading.Lock()
-        self._cond = threading.Condition(self.lock)
-        self._sync_waiters = 0
-        self.waiters = 0  # sync + async waiters, read without the lock on release
-        self.async_waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self.max_active = max_active
-        self.max_wait_s = max_wait
-        # One token per free slot; None when unbounded. pop/append are atomic, no lock needed.
-        self.permits: list[int] | None = [1] * max_active if max_active < UNBOUNDED else None
-        self.debt = 0  # permits to take back as they come home (the bulkhead was made smaller)
+        # None when unbounded; `permits` is its token list (one per free slot, pop/append atomic)
+        self.slots = Permits(max_active, max_wait) if max_active < UNBOUNDED else None
+        self.permits: list[int] | None = self.slots.tokens if self.slots is not None else None
         self.state = CLOSED
         self.gate_open = True  # closed and not forced: admission needs no lock
         self.forced: int | None = None
@@ -97,50 +96,26 @@ class DependencyState:
                 window.relevel(levels)
             self._follow(policy, slow_after)
             if policy is None and self.state != CLOSED:
-                self._transition(CLOSED)  # nothing would ever judge it again
-            self.max_wait_s = max_wait
-            grown = self._resize(max_active)
+                self._transition(CLOSED, "configure() removed the breaker")  # nothing would judge it again
+            self.max_active = max_active
+            if self.slots is not None:
+                self.slots.max_wait_s = max_wait
+                self.slots.resize(max_active)
             self._attend(self.window.attention_at)
-        for _ in range(min(grown, self.waiters)):
-            self.wake_one()
         if self.changes:
             self._tell()
 
-    def _resize(self, max_active: int) -> int:
-        """Resize the bulkhead in place (decorated functions hold the permit list); returns the
-        permits added. A smaller bulkhead takes permits back as calls in flight return them."""
-        permits = self.permits
-        if permits is None:
-            return 0
-        change = max_active - self.max_active
-        self.max_active = max_active
-        if change < 0:
-            self.debt -= change
-            self._collect()
-            return 0
-        forgiven = min(change, self.debt)
-        self.debt -= forgiven
-        permits.extend([1] * (change - forgiven))
-        return change - forgiven
-
-    def _collect(self) -> None:
-        """Take back the permits owed, as far as they are free (under the lock)."""
-        permits = self.permits
-        assert permits is not None
-        while self.debt:
-            try:
-                permits.pop()
-            except IndexError:
-                break
-            self.debt -= 1
-
     def _attend(self, at_ns: int) -> None:
         """`window.attend`, but while permits are owed every success comes by `leave` to repay them."""
-        self.window.attend(0 if self.debt else at_ns)
+        self.window.attend(0 if self.slots is not None and self.slots.debt else at_ns)
 
     @property
     def active(self) -> int:
-        return 0 if self.permits is None else self.max_active + self.debt - len(self.permits)
+        return 0 if self.slots is None else self.slots.in_use
+
+    @property
+    def max_wait_s(self) -> float:
+        return 0.0 if self.slots is None else self.slots.max_wait_s
 
     # -- admission -------------------------------------------------------------------------
     def enter(self, now: int) -> int:
@@ -148,12 +123,12 @@ class DependencyState:
         admitted = self._pass_breaker(now)
         if admitted > 0:
             return admitted
-        permits = self.permits
-        if permits is not None:
+        slots = self.slots
+        if slots is not None:
             try:
-                permits.pop()
+                slots.tokens.pop()
             except IndexError:
-                if self.max_wait_s <= 0 or not self._wait_sync():
+                if slots.max_wait_s <= 0 or not slots.wait():
                     self._refuse(admitted)
                     return _REJECTED
         return admitted
@@ -164,34 +139,10 @@ class DependencyState:
         admitted = self._pass_breaker(now)
         if admitted > 0:
             return admitted
-        permits = self.permits
-        if permits is None:
+        if self.slots is None or await self.slots.await_one(within):
             return admitted
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.max_wait_s if within is None else min(self.max_wait_s, within))
-        while True:
-            try:
-                permits.pop()
-                return admitted
-            except IndexError:
-                left = deadline - loop.time()
-                if left <= 0:
-                    self._refuse(admitted)
-                    return _REJECTED
-            future: asyncio.Future[None] = loop.create_future()
-            entry = (loop, future)
-            with self.lock:
-                self.async_waiters.append(entry)
-                self.waiters += 1
-            try:
-                await asyncio.wait_for(future, left)
-            except TimeoutError:
-                pass
-            finally:
-                with self.lock:
-                    self.waiters -= 1
-                    if entry in self.async_waiters:
-                        self.async_waiters.remove(entry)
+        self._refuse(admitted)
+        return _REJECTED
 
     def enter_injected(self, now: int) -> int:
         """Admission for a call carrying its request's own fault: never a half-open trial (it must
@@ -220,28 +171,6 @@ class DependencyState:
             self._tell()
         return admitted
 
-    def _wait_sync(self) -> bool:
-        """Wait up to max_wait for a permit; True when one was taken."""
-        assert self.permits is not None
-        # real time, not self.clock: a blocked thread cannot see a manual clock move
-        deadline = time.monotonic() + self.max_wait_s
-        with self.lock:
-            self._sync_waiters += 1
-            self.waiters += 1
-            try:
-                while True:
-                    try:
-                        self.permits.pop()
-                        return True
-                    except IndexError:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            return False
-                        self._cond.wait(left)
-            finally:
-                self._sync_waiters -= 1
-                self.waiters -= 1
-
     def _return_trial(self) -> None:
         """A trial call ended without a verdict (ignored error, outside cancellation): free its slot."""
         with self.lock:
@@ -260,8 +189,9 @@ class DependencyState:
         if self.state == OPEN:
             if now - self.opened_at < self.open_ns:
                 return _SHORT
-            self._transition(HALF_OPEN)
             self.trials_left = self.breaker.trial_calls if self.breaker else 1
+            self._transition(HALF_OPEN, f"open for {self.open_ns / 1e9:g}s; letting {self.trials_left} "
+                                        f"trial call(s) through")
             self.trial_results = self.trial_errors = self.trial_slow = 0
         if self.state == HALF_OPEN:
             if self.trials_left <= 0:
@@ -284,14 +214,16 @@ class DependencyState:
 
         A plain success takes no lock: it appends its code to the bucket's log (see _window).
         """
-        if release and self.permits is not None:
-            self.permits.append(1)
-            if self.waiters:
-                self.wake_one()
-        if self.debt:
-            with self.lock:
-                self._collect()
-                self._attend(self.window.attention_at)
+        slots = self.slots
+        if slots is not None:
+            if release:
+                slots.tokens.append(1)
+                if slots.waiting:
+                    slots.wake_one()
+            if slots.debt:
+                slots.collect()
+                with self.lock:
+                    self._attend(self.window.attention_at)
         if admitted == INJECTED:  # the request's fault answered, not the dependency: no verdict
             if outcome >= 0:
                 self.count(_INJECTED)
@@ -347,11 +279,11 @@ class DependencyState:
         Slow calls, a new bucket and latencies outside the histogram take the general path.
         `Dependency._bind` (the decorator) inlines the same steps.
         """
-        permits = self.permits
-        if permits is not None:
-            permits.append(1)
-            if self.waiters:
-                self.wake_one()
+        slots = self.slots
+        if slots is not None:
+            slots.tokens.append(1)
+            if slots.waiting:
+                slots.wake_one()
         window = self.window
         if now >= window.current_end or not 8 <= latency_ns < self.plain_below:
             self.leave(now, 0, latency_ns, ADMITTED, release=False)
@@ -363,25 +295,6 @@ class DependencyState:
         if len(log) > FOLD_AFTER:
             with self.lock:
                 window.fold(window.current)
-
-    def release(self) -> None:
-        """Give a bulkhead permit back and wake one waiter, if any."""
-        assert self.permits is not None
-        self.permits.append(1)
-        if self.debt:
-            with self.lock:
-                self._collect()
-        if self.waiters:
-            self.wake_one()
-
-    def wake_one(self) -> None:
-        with self.lock:
-            if self._sync_waiters:
-                self._cond.notify()
-            elif self.async_waiters:
-                loop, future = self.async_waiters.popleft()
-                loop.call_soon_threadsafe(_wake, future)
-
 
     def retry_allowed(self, now: int, ratio: float, floor_per_second: float) -> bool:
         """Is there retry budget left in the window? Spends one retry if so."""
@@ -405,13 +318,16 @@ class DependencyState:
         self.trial_results += 1
         self.trial_errors += failed
         self.trial_slow += slow
+        figures = (f"{self.trial_results} of {policy.trial_calls} trial call(s): {self.trial_errors} failed "
+                   f"(opens at {policy.error_rate:.0%}), {self.trial_slow} slow"
+                   f"{_slow_rule(policy, self.slow_ns)}")
         if self.trial_errors >= policy.error_rate * policy.trial_calls or (
             self.slow_ns and self.trial_slow >= policy.slow_rate * policy.trial_calls
         ):
-            self._open(self.clock.now_ns())
+            self._open(self.clock.now_ns(), figures)
         elif self.trial_results >= policy.trial_calls:
             self.window.reset()
-            self._transition(CLOSED)
+            self._transition(CLOSED, f"{figures}; a fresh window")
 
     def _check_health(self, now: int) -> None:
         policy = self.breaker
@@ -425,33 +341,37 @@ class DependencyState:
         if calls >= policy.min_calls and (
             errors >= policy.error_rate * calls or slow >= policy.slow_rate * calls
         ):
-            self._open(now)
+            self._open(now, f"{calls} calls in the last {policy.window:g}s (min_calls {policy.min_calls}), "
+                            f"error rate {errors / calls:.1%} (opens at {policy.error_rate:.0%}), "
+                            f"slow rate {slow / calls:.1%}{_slow_rule(policy, self.slow_ns)}")
             return
         # Under min_calls, a success can still tip the verdict (it adds a call, not an error), so
         # plain successes are judged too until there are enough calls; at or above it, only a
         # failure or a slow call can raise the rates, and those are always judged.
         self._attend(now + self.check_ns if calls < policy.min_calls and (errors or slow) else NEVER)
 
-    def _open(self, now: int) -> None:
+    def _open(self, now: int, why: str) -> None:
         self.opened_at = now
         self.trials_left = 0
         self._attend(NEVER)
-        self._transition(OPEN)
+        self._transition(OPEN, f"{why}; short-circuits for {self.open_ns / 1e9:g}s")
 
-    def _transition(self, state: int) -> None:
+    def _transition(self, state: int, why: str) -> None:
         self.gate_open = state == CLOSED and self.forced is None
         if state != self.state:
+            line = f"{self.name}: circuit {STATE_NAMES[self.state]} -> {STATE_NAMES[state]}: {why}"
             self.state = state
-            self.changes.append(Event(self.name, Outcome.STATE_CHANGE, state=STATE_NAMES[state]))
+            self.changes.append((Event(self.name, Outcome.STATE_CHANGE, state=STATE_NAMES[state]), line))
 
     def _tell(self) -> None:
         """Deliver queued state changes; called without the lock held."""
         changes = self.changes
         while changes:
             try:
-                event = changes.popleft()
+                event, line = changes.popleft()
             except IndexError:  # another thread told it first
                 return
+            log.log(logging.WARNING if event.state == "open" else logging.INFO, line)
             self.emit(event)
 
     def count(self, outcome: int, level: int = -1) -> None:
@@ -474,9 +394,9 @@ class DependencyState:
             if state is None:
                 self.window.reset()
                 self.trials_left = 0
-                self._transition(CLOSED)
+                self._transition(CLOSED, "breaker.reset(): overrides removed, a fresh window")
             else:
-                self._transition(state)
+                self._transition(state, f"forced {STATE_NAMES[state]} (until breaker.reset())")
         if self.changes:
             self._tell()
 
@@ -485,9 +405,11 @@ class DependencyState:
         return STATE_NAMES[self.forced if self.forced is not None else self.state]
 
 
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _slow_rule(policy: BreakerPolicy, slow_ns: int) -> str:
+    """How slow calls are judged, for the log line."""
+    if not slow_ns:
+        return " (no slow-call rule)"
+    return f" (opens at {policy.slow_rate:.0%}; slow from {slow_ns / 1e9:g}s)"
 
 
 def _span(policy: BreakerPolicy | None) -> tuple[float, int]:

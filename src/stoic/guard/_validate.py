@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ._errors import ConfigError
 
 
@@ -30,3 +33,10 @@ def exceptions(owner: str, field: str, value: object) -> tuple[type[BaseExceptio
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise ConfigError(f"{owner}.{field} must be exception classes, got {item!r}")
     return tuple(items)
+
+
+def predicate(owner: str, field: str, value: object) -> Callable[[Any], Any] | None:
+    """A callable taking one value (a returned result, an error), or None."""
+    if value is not None and not callable(value):
+        raise ConfigError(f"{owner}.{field} must be a function of one value or None, got {value!r}")
+    return value
