@@ -11,7 +11,7 @@ signals.view(window=3600.0)        # series + predictions + alerts, JSON-ready
 
 from stoic.signals.alerts import Alert
 from stoic.signals.burnrate import DEFAULT_RULES, BurnRate, BurnRateRule, BurnWindow
-from stoic.signals.churn import AccountRisk, ChurnRisk
+from stoic.signals.churn import Account, AccountRisk, ChurnRisk, load_accounts
 from stoic.signals.context import EVENT_KINDS, ContextEvent, likely_cause
 from stoic.signals.detector import Detection, Detector
 from stoic.signals.forecast import DailyPattern, Forecast, Holt, HoltWinters
@@ -28,6 +28,7 @@ __all__ = [
     "EVENT_KINDS",
     "REBUFFER_RATIO",
     "SPS",
+    "Account",
     "AccountRisk",
     "Alert",
     "AlertRouter",
@@ -54,4 +55,5 @@ __all__ = [
     "WebhookReceiver",
     "alertmanager_payload",
     "likely_cause",
+    "load_accounts",
 ]

@@ -36,6 +36,8 @@ class Alert:
     value: float | None = None
     expected: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    description: str = ""  # the detail behind the summary (value, expected, band); "" = the cause
+    runbook_url: str = ""
 
     def resolved(self, at: float) -> Alert:
         """The same alert, resolved at `at`."""
@@ -59,6 +61,8 @@ class Alert:
             "value": self.value,
             "expected": self.expected,
             "labels": dict(self.labels),
+            "description": self.description,
+            "runbook_url": self.runbook_url,
         }
 
     def to_alertmanager(self, generator_url: str = "") -> dict[str, Any]:

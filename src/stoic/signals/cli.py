@@ -42,6 +42,17 @@ def add_parser(subparsers: Any) -> None:
     alerts.add_argument("--days", type=float, default=7.0, help="days to look back from the newest data")
     alerts.set_defaults(handler=_alerts)
 
+    check = sub.add_parser("check", help="validate an indicators file (TOML)")
+    check.add_argument("file", help="indicators file, e.g. indicators.toml")
+    check.set_defaults(handler=_check)
+
+    run = sub.add_parser(
+        "run", help="run an indicators file: pull, judge, alert, serve ingest, dashboard and /metrics"
+    )
+    run.add_argument("file", help="indicators file, e.g. indicators.toml")
+    run.add_argument("--listen", default=None, help="HOST:PORT to serve on (default: service.listen)")
+    run.set_defaults(handler=_run)
+
 
 def _fail(message: str) -> int:
     print(f"stoic signals: {message}", file=sys.stderr)
@@ -103,4 +114,71 @@ def _alerts(args: argparse.Namespace) -> int:
         end = (history.latest() or 0.0) + 1.0
         for alert in history.alerts(end - args.days * 86400.0, end):
             print(json.dumps(alert))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from stoic.signals.config import ConfigError, load
+
+    try:
+        config = load(args.file)
+    except ConfigError as exc:
+        return _fail(f"{args.file}: {exc}")
+    for i, spec in enumerate(config.indicators):
+        if spec.source == "file" and not config.path(spec.file).is_file():
+            return _fail(f"{args.file}: indicators[{i}].file: no such file {str(config.path(spec.file))!r}")
+    names = ", ".join(spec.name for spec in config.indicators)
+    receivers = len(config.alertmanagers) + len(config.webhooks)
+    print(f"{args.file}: ok: {len(config.indicators)} indicators ({names}), {receivers} receivers")
+    if not receivers:
+        print(f"{args.file}: note: no [receivers]; alerts are kept in history and shown, not sent")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
+
+    from stoic.signals.config import ConfigError, load
+    from stoic.signals.ingest import IngestError
+    from stoic.signals.prometheus import PrometheusError
+
+    try:
+        config = load(args.file)
+        if args.listen is not None:
+            from stoic.signals.config import listen_address
+
+            host, port = listen_address(args.listen)
+            config = dataclasses.replace(config, listen_host=host, listen_port=port)
+    except (ConfigError, ValueError) as exc:
+        return _fail(f"{args.file}: {exc}" if isinstance(exc, ConfigError) else f"--listen: {exc}")
+    import uvicorn
+
+    from stoic.signals.metrics import SignalsCollector
+    from stoic.signals.service import SignalsService
+    from stoic.web import create_app
+
+    url = f"http://{config.listen_host}:{config.listen_port}/"
+    service = SignalsService(config, generator_url=url)
+    try:
+        service.start()
+    except (IngestError, PrometheusError) as exc:
+        service.close()
+        return _fail(str(exc))
+    token = os.environ.get(config.token_env) or None
+    app = create_app(signals=service, token=token, title="Stoic signals")
+    app.state.metrics.register(SignalsCollector(service))
+    writes = f"ingest token from ${config.token_env}" if token else f"ingest refused: set ${config.token_env}"
+    served = f"{len(config.indicators)} indicators; {writes}"
+    print(f"stoic signals: {url} ({served})", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(
+            app,
+            host=config.listen_host,
+            port=config.listen_port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+    finally:
+        service.close()
     return 0

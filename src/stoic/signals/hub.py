@@ -81,6 +81,8 @@ class Signals:
         lateness: float | None = None,
         retention: int | None = None,
         churn_half_life: float = 3 * 86400.0,
+        churn: ChurnRisk | None = None,
+        churn_every: float = 86400.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.interval = _validate.number("interval", interval, low=0.0, low_open=True)
@@ -117,7 +119,12 @@ class Signals:
             "clock": clock,
         }
         BurnRate(**self._burn_args)  # validate now, at the edge, not at the first start
-        self.churn = ChurnRisk(half_life=churn_half_life, clock=clock)
+        if churn is not None and not isinstance(churn, ChurnRisk):
+            raise ValueError(f"churn: must be a ChurnRisk, got {type(churn).__name__}")
+        self.churn = churn if churn is not None else ChurnRisk(half_life=churn_half_life, clock=clock)
+        # churn digests go to their owners at most this often (seconds); every evaluation checks
+        self.churn_every = _validate.number("churn_every", churn_every, low=60.0, high=31 * 86400.0)
+        self._churn_routed: float | None = None
         # a locked history answers fast: the write is retried at the next evaluation, and the
         # caller's thread does not wait on another connection's lock
         self.history = History(db, busy_timeout=0.25) if db is not None else None
@@ -152,7 +159,7 @@ class Signals:
                 burn = self._burn[region] = BurnRate(**self._burn_args)
         burn.observe(ok, at=at, count=count)
         if account is not None:
-            self.churn.observe_start(account, ok, at=at)
+            self.churn.observe_start(account, ok, at=at, count=count)
 
     def observe_playback(
         self,
@@ -291,11 +298,33 @@ class Signals:
                 changed += self._evaluate_region(region, last_closed, rows)
                 changed += self._evaluate_burn(region, now)
             fallbacks = self._take_fallbacks(now)
-        for alert in changed:  # first: only writes to the outbox, a worker delivers
+        churn = self._churn_due(now)  # routed to their owners, not kept as incidents
+        for alert in [*changed, *churn]:  # first: only writes to the outbox, a worker delivers
             self.router.route(alert)
         if self.history is not None:
             self._write_history(rows, changed, fallbacks)
+        return changed + churn
+
+    def route_churn(self, now: float | None = None) -> list[Alert]:
+        """Send each owning team its accounts at risk of churning now (one digest alert per
+        team, with the list, the reasons and next steps; a resolve when its list empties)."""
+        now = self.clock() if now is None else now
+        changed = self.churn.alerts(self.ownership, at=now)
+        for alert in changed:
+            self.router.route(alert)
+        with self._lock:
+            self._churn_routed = now
         return changed
+
+    def _churn_due(self, now: float) -> list[Alert]:
+        # the first evaluation only starts the clock: a fresh process has no history to judge yet
+        with self._lock:
+            if self._churn_routed is None:
+                self._churn_routed = now
+            if now - self._churn_routed < self.churn_every:
+                return []
+            self._churn_routed = now
+        return self.churn.alerts(self.ownership, at=now)
 
     def _write_history(self, rows: list[Any], alerts: list[Alert], fallbacks: Any) -> None:
         """Write to history, with what earlier failed first; a failure (a locked database) is

@@ -227,6 +227,16 @@ class Outbox:
                         owner,
                     ),
                 )
+                if n.status == "firing" and n.repeat is not None:
+                    # a restarted process that re-detects an episode a previous one announced takes
+                    # over its re-sends (restart() stopped them), unless the episode was resolved
+                    self._db.execute(
+                        "UPDATE notifications SET owner = ?, repeat = ?, next_at = COALESCE(next_at, ?) "
+                        "WHERE receiver = ? AND key = ? AND owner <> ? AND repeat IS NULL "
+                        "AND NOT EXISTS (SELECT 1 FROM notifications r WHERE r.receiver = ? "
+                        "AND r.alert_id = ? AND r.status = 'resolved' AND r.starts_at = ?)",
+                        (owner, n.repeat, now, n.receiver, n.key, owner, n.receiver, n.alert_id, n.starts_at),
+                    )
 
     def announced(self, receiver: str, alert_id: str, starts_at: float) -> bool:
         """Whether a firing notification of this episode was written for `receiver`."""

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from stoic.signals import _validate
+from stoic.signals import alertmanager as am
 from stoic.signals.alerts import Alert
 from stoic.signals.outbox import DeliveryRetry, Notification, Outbox, Row
 
@@ -26,6 +27,7 @@ log = logging.getLogger("stoic.signals.webhook")
 
 # Alertmanager expects a client to re-send firing alerts every 30 s to 3 min.
 REPEAT_INTERVAL = 60.0
+APIS = ("webhook", "alertmanager")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +35,19 @@ class WebhookReceiver:
     """A named receiver: alerts for teams that list `name` are POSTed to `url`.
 
     `timeout` bounds one POST; `repeat_interval` (seconds) overrides the router's interval
-    between re-sends of a firing alert to this receiver.
+    between re-sends of a firing alert to this receiver. `api` is "webhook" (the Alertmanager
+    webhook body, for chat bridges and on-call tools) or "alertmanager" (`url` is an
+    Alertmanager's `/api/v2/alerts`; see `stoic.signals.alertmanager.alertmanager_receiver`).
     """
 
     name: str
     url: str
     timeout: float = 2.0
     repeat_interval: float | None = None
+    api: str = "webhook"
 
     def __post_init__(self) -> None:
+        _validate.choice("receiver.api", self.api, APIS)
         _validate.text("receiver.name", self.name, max_len=100)
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -95,7 +101,9 @@ Post = Callable[[WebhookReceiver, dict[str, object]], None]
 
 
 def _post(receiver: WebhookReceiver, payload: dict[str, object]) -> None:
-    response = httpx.post(receiver.url, json=payload, timeout=receiver.timeout)
+    # Alertmanager's API takes a bare list; the outbox keeps it inside an object
+    body = payload.get(am.BODY, payload)
+    response = httpx.post(receiver.url, json=body, timeout=receiver.timeout)
     response.raise_for_status()
 
 
@@ -168,7 +176,10 @@ class AlertRouter:
             ):
                 continue  # resolve only what was announced
             repeat = receiver.repeat_interval or self.repeat_interval
-            payload = alertmanager_payload([alert], receiver.name, external_url=self.external_url)
+            if receiver.api == "alertmanager":
+                payload = am.payload([alert], self.external_url)
+            else:
+                payload = alertmanager_payload([alert], receiver.name, external_url=self.external_url)
             notes.append(
                 Notification(
                     receiver.name,
