@@ -19,20 +19,24 @@ client itself spends.
 stoic.guard Dependency (decorated, as the cache binds its servers): the guard's own share. A 3-zone
 set is three writes (one here, two on the zone writer threads, which share this process's GIL), so
 it is also compared with the same three writes made raw, one after another.
+The asyncio rows run in one event loop, each operation awaited in turn: AsyncZonalCache against
+the client it is built on, a bare AsyncMemcachedNode (memcached over asyncio streams), whose
+ratio is the asyncio cache's own cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pymemcache.client.base import Client
 
 from _cpu import one_cpu
-from stoic.cache import LocalMemcached, ZonalCache
+from stoic.cache import AsyncMemcachedNode, AsyncZonalCache, LocalMemcached, ZonalCache
 from stoic.guard import Dependency, Registry, SemaphoreBulkhead
 
 VALUE = b"v" * 100
@@ -47,6 +51,19 @@ def measure(op: Callable[[int], object], ops: int) -> tuple[float, float]:
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(ops):
         op(i)
+    return ops / (time.perf_counter() - start), (time.process_time() - cpu) * 1e6 / ops
+
+
+def measure_async(loop: asyncio.AbstractEventLoop, op: Callable[[int], Awaitable[object]],
+                  ops: int) -> tuple[float, float]:
+    """`measure` for a coroutine function: each operation awaited in turn in one event loop."""
+
+    async def run() -> None:
+        for i in range(ops):
+            await op(i)
+
+    start, cpu = time.perf_counter(), time.process_time()
+    loop.run_until_complete(run())
     return ops / (time.perf_counter() - start), (time.process_time() - cpu) * 1e6 / ops
 
 
@@ -96,6 +113,23 @@ def run(args: argparse.Namespace) -> int:
         for i in range(1000):
             raw.set(f"bench:{i}", STORED)
             three.set(f"bench:{i}", VALUE, policy="all").wait(2.0)
+        loop = asyncio.new_event_loop()
+        anode = AsyncMemcachedNode(zones["zone-a"][0], 5.0)  # raw: no deadline to speak of, as raw pymemcache
+        aone = AsyncZonalCache({"zone-a": zones["zone-a"]}, "zone-a", registry=Registry(), name="aone")
+        athree = AsyncZonalCache(zones, "zone-a", registry=Registry(), name="athree")
+        raw_keys = [key.encode() for key in keys]
+        async_contenders: dict[str, dict[str, Callable[[int], Awaitable[object]]]] = {
+            "get": {
+                "raw AsyncMemcachedNode": lambda i: anode.get(raw_keys[i]),
+                "AsyncZonalCache 1 zone": lambda i: aone.get(keys[i]),
+                "AsyncZonalCache 3 zones": lambda i: athree.get(keys[i]),
+            },
+            "set": {
+                "raw AsyncMemcachedNode": lambda i: anode.set(raw_keys[i], STORED, 0),
+                "AsyncZonalCache 1 zone": lambda i: aone.set(keys[i], VALUE, 0),
+                "AsyncZonalCache 3 zones": lambda i: athree.set(keys[i], VALUE, 0),
+            },
+        }
 
         contenders: dict[str, dict[str, Callable[[int], object]]] = {
             "get": {
@@ -116,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         }
         times: dict[tuple[str, str], list[float]] = {}  # seconds per operation, one entry per round
         cpus: dict[tuple[str, str], list[float]] = {}
-        total = args.rounds * sum(len(c) for c in contenders.values())
+        total = args.rounds * (sum(len(c) for c in contenders.values())
+                               + sum(len(c) for c in async_contenders.values()))
         done = 0
         for _ in range(args.rounds):
             for op, group in contenders.items():
@@ -126,6 +161,15 @@ def run(args: argparse.Namespace) -> int:
                         three.flush_writes(30.0)  # let the remote zones drain before the next round
                     times.setdefault((op, name), []).append(1 / rate)
                     cpus.setdefault((op, name), []).append(cpu_us)
+                    done += 1
+                    print(f"\r  measuring {done}/{total}", end="", file=sys.stderr, flush=True)
+            for op, agroup in async_contenders.items():
+                for name, afn in agroup.items():
+                    rate, cpu_us = measure_async(loop, afn, args.ops)
+                    if op == "set" and name == "AsyncZonalCache 3 zones":
+                        loop.run_until_complete(athree.flush_writes(30.0))
+                    times.setdefault((f"a{op}", name), []).append(1 / rate)
+                    cpus.setdefault((f"a{op}", name), []).append(cpu_us)
                     done += 1
                     print(f"\r  measuring {done}/{total}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
@@ -152,6 +196,22 @@ def run(args: argparse.Namespace) -> int:
             median = per_round(times[(op, "ZonalCache 1 zone")], times[(op, "raw pymemcache")])[1]
             print(f"target: ZonalCache 1-zone {op} <= {TARGET}x raw pymemcache (median per round): "
                   f"{'met' if median <= TARGET else 'missed'} at {median:.2f}x")
+        print("asyncio, one event loop, each operation awaited in turn")
+        for op, agroup in async_contenders.items():
+            raw_key = (f"a{op}", "raw AsyncMemcachedNode")
+            for name in agroup:
+                key = (f"a{op}", name)
+                rate = 1 / min(times[key])
+                ratio, typical = min(times[key]) / min(times[raw_key]), paired(times[key], times[raw_key])
+                print(f"{op:<5} {name:<30} {rate:>8,.0f} {1e6 / rate:>6.1f} {ratio:>6.2f}x"
+                      f" {typical:>19} {min(cpus[key]):>9.1f} {min(cpus[key]) / min(cpus[raw_key]):>6.2f}x")
+            sync_raw = per_round(times[(f"a{op}", "AsyncZonalCache 1 zone")], times[(op, "raw pymemcache")])
+            print(f"      AsyncZonalCache 1 zone against raw (sync) pymemcache, median per round: "
+                  f"{sync_raw[1]:.2f}x")
+        loop.run_until_complete(aone.close())
+        loop.run_until_complete(athree.close())
+        loop.run_until_complete(anode.close())
+        loop.close()
         one.close()
         three.close()
         for client in (raw, timed, *raw_all):

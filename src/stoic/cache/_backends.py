@@ -22,6 +22,18 @@ from pymemcache.client.base import Client as PymemcacheClient  # type: ignore[im
 from pymemcache.exceptions import MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
 
 from ._errors import InvalidConfig
+from ._wire import (
+    FIRST_READ,
+    STORED,
+    ReplyTooLarge,
+    get_complete,
+    read_more,
+    store_command,
+    store_complete,
+    stored,
+    value_of,
+)
+from ._wire import raw_recv as _wire_recv
 
 MAX_DUMP_SECONDS = 300.0  # a key listing never runs longer than this
 # The most bytes one call may read from a server: far above one item (chunk_size, at most 1 MiB by
@@ -48,6 +60,14 @@ class Node(Protocol):
 
     def add(self, key: bytes, data: bytes, ttl: int) -> bool: ...
     def delete(self, key: bytes) -> bool: ...
+    def incr(self, key: bytes, delta: int) -> int | None:
+        """Add `delta` (>= 0) to a counter; None if the key is absent. Wraps at 2**64."""
+        ...
+
+    def decr(self, key: bytes, delta: int) -> int | None:
+        """Take `delta` (>= 0) from a counter, never below 0; None if the key is absent."""
+        ...
+
     def touch(self, key: bytes, ttl: int) -> bool: ...
     def dump(self, batch: int) -> Iterator[list[tuple[bytes, int]]]:
         """Every key with its remaining TTL in seconds (0 = none), in batches."""
@@ -77,10 +97,6 @@ def parse_address(address: object, field: str = "address") -> tuple[str, int]:
 
 def _timeval(seconds: float) -> bytes:
     return struct.pack("@ll", *divmod(max(1, round(seconds * 1_000_000)), 1_000_000))
-
-
-class ReplyTooLarge(OSError):
-    """A server's reply to one call passed the node's `max_reply` bytes."""
 
 
 class CallSocket(socket.socket):
@@ -181,6 +197,10 @@ class CheckedKeyClient(PymemcacheClient):  # type: ignore[misc]
 class MemcachedNode:
     """A memcached server through pymemcache: one plain client per thread.
 
+    `get` and `set`, the hot path, speak the protocol directly on the client's socket (see _wire):
+    one send, one C-level recv, one parse, with the per-call deadline and byte cap applied only
+    when a reply needs a second read. Every other call goes through pymemcache.
+
     pymemcache's `Client` is not thread-safe; one per thread avoids the pooled client's
     per-call checkout, which costs more than the rest of the cache's fast path.
     """
@@ -190,6 +210,7 @@ class MemcachedNode:
         self._server = parse_address(address)
         self._timeout = timeout
         self.max_reply = max_reply
+        self._first_read = min(FIRST_READ, max_reply)
         self._local = threading.local()
         # Weak: a client dies with its thread's local storage, so thread churn leaks no sockets.
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -238,47 +259,68 @@ class MemcachedNode:
         return TimeoutError(f"memcached {self.address}: no reply within {self._timeout} s")
 
     def get(self, key: bytes) -> bytes | None:
+        # The hot path speaks the protocol itself (see _wire): one send, one recv, one parse.
         try:
             client = self._local.client
         except AttributeError:
             client = self._client
         sock = client.sock
-        if stale := sock is not None:
-            sock.first = True  # a new call: its reply gets a fresh deadline and byte budget
+        if sock is None:  # this thread's first call, or the one after an error: pymemcache connects
+            found: bytes | None = self._run(lambda c: c.get(key))
+            return found
         try:
-            try:
-                value: bytes | None = client.get(key)
-            except _STALE_ERRORS:
-                if not stale:
-                    raise
-                value = client.get(key)
+            sock.sendall(b"get " + key + b"\r\n")
+            reply = _wire_recv(sock, self._first_read)
+            value = value_of(reply)
+            if value is False:
+                if not reply:
+                    raise ConnectionResetError(errno.ECONNRESET, "connection closed")
+                value = value_of(read_more(sock, reply, self._timeout, self.max_reply, get_complete))
+        except _STALE_ERRORS:
+            client.close()  # a server restart leaves the socket dead: once more on a new one
+            found = self._run(lambda c: c.get(key))
+            return found
         except BlockingIOError:
+            client.close()
             raise self._timed_out() from None
-        return value
+        except BaseException:
+            client.close()  # never leave half a reply on the socket for the next call
+            raise
+        return value  # type: ignore[return-value]  # value_of returned bytes or None here
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
         found: dict[bytes, bytes] = self._run(lambda c: c.get_many(keys))
         return found
 
     def set(self, key: bytes, data: bytes, ttl: int) -> None:
-        # The common write, kept as lean as get().
+        # The common write, spoken directly like get().
         try:
             client = self._local.client
         except AttributeError:
             client = self._client
         sock = client.sock
-        if stale := sock is not None:
-            sock.first = True  # a new call: its reply gets a fresh deadline and byte budget
-        try:
+        if sock is None:
+            ok = self._run(lambda c: c.set(key, data, expire=ttl, noreply=False))
+        else:
             try:
-                stored = client.set(key, data, expire=ttl, noreply=False)
+                sock.sendall(store_command(b"set", key, data, ttl))
+                reply = _wire_recv(sock, 64)
+                if reply != STORED:
+                    if not reply:
+                        raise ConnectionResetError(errno.ECONNRESET, "connection closed")
+                    if stored(reply) is None:
+                        reply = read_more(sock, reply, self._timeout, self.max_reply, store_complete)
+                ok = stored(reply)
             except _STALE_ERRORS:
-                if not stale:
-                    raise
-                stored = client.set(key, data, expire=ttl, noreply=False)
-        except BlockingIOError:
-            raise self._timed_out() from None
-        if not stored:
+                client.close()
+                ok = self._run(lambda c: c.set(key, data, expire=ttl, noreply=False))
+            except BlockingIOError:
+                client.close()
+                raise self._timed_out() from None
+            except BaseException:
+                client.close()
+                raise
+        if not ok:
             raise OSError(f"memcached {self.address} did not store {key[:40]!r}")
 
     def set_many(self, items: list[tuple[bytes, bytes]], ttl: int) -> None:
@@ -291,6 +333,14 @@ class MemcachedNode:
 
     def delete(self, key: bytes) -> bool:
         return bool(self._run(lambda c: c.delete(key, noreply=False)))
+
+    def incr(self, key: bytes, delta: int) -> int | None:
+        value: int | None = self._run(lambda c: c.incr(key, delta, noreply=False))
+        return value
+
+    def decr(self, key: bytes, delta: int) -> int | None:
+        value: int | None = self._run(lambda c: c.decr(key, delta, noreply=False))
+        return value
 
     def touch(self, key: bytes, ttl: int) -> bool:
         return bool(self._run(lambda c: c.touch(key, expire=ttl, noreply=False)))
@@ -410,6 +460,12 @@ class ValkeyNode:
     def delete(self, key: bytes) -> bool:
         return bool(self._client.delete(key))
 
+    def incr(self, key: bytes, delta: int) -> int | None:
+        return _counted(self._client.eval(COUNT_SCRIPT, 1, key, delta, 1))
+
+    def decr(self, key: bytes, delta: int) -> int | None:
+        return _counted(self._client.eval(COUNT_SCRIPT, 1, key, delta, -1))
+
     def touch(self, key: bytes, ttl: int) -> bool:
         if ttl:
             return bool(self._client.expire(key, ttl))
@@ -458,6 +514,32 @@ class ValkeyNode:
 
     def close(self) -> None:
         self._client.close()
+
+
+# memcached's counter rules in Valkey: only an existing key counts, a decrement stops at 0 and an
+# increment wraps at 2**64 (Lua numbers are doubles, so the arithmetic is done on two halves).
+COUNT_SCRIPT = """
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local n = tonumber(v)
+if not n or not string.match(v, '^%d+$') then return redis.error_reply('not a counter') end
+local d = tonumber(ARGV[1])
+if tonumber(ARGV[2]) < 0 then
+  if d >= n then n = 0 else n = n - d end
+else
+  n = n + d
+  if n >= 18446744073709551616 then n = n - 18446744073709551616 end
+end
+local text = string.format('%.0f', n)
+redis.call('SET', KEYS[1], text, 'KEEPTTL')
+return text
+"""
+
+
+def _counted(reply: object) -> int | None:
+    if reply is None:
+        return None
+    return int(reply if isinstance(reply, bytes | str | int) else str(reply))
 
 
 BACKENDS: dict[str, NodeFactory] = {

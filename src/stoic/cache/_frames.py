@@ -2,6 +2,7 @@
 
     small value:  key -> b"\\x00" + payload
     large value:  key -> b"\\x01" + JSON manifest {id, n, len, sum}
+    get_or_set:   key -> b"\\x02" + fresh-until (8-byte unix time) + one of the two heads above
                   ~c:<id>:<i> -> payload[i * chunk_size : (i + 1) * chunk_size]   for i in 0..n-1
 
 Chunk keys carry a random id, so overwriting a large value never mixes old and new chunks, and each
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import struct
 from dataclasses import dataclass
 
 from ._errors import CorruptValue, InvalidValue
@@ -20,6 +22,9 @@ from ._keys import CHUNK_PREFIX
 
 SINGLE_HEAD = b"\x00"
 CHUNKED_HEAD = b"\x01"
+SOFT_HEAD = b"\x02"  # a value with a soft expiry: fresh until a time, then stale until its TTL ends
+_SOFT = struct.Struct(">d")
+SOFT_BYTES = 1 + _SOFT.size
 MIN_CHUNK_SIZE = 1024
 MAX_CHUNK_SIZE = 512 * 1024 * 1024
 # A manifest read back names its chunk count, and a reader builds that many keys and asks for them:
@@ -77,8 +82,25 @@ def encode(key: bytes, payload: bytes, chunk_size: int) -> list[tuple[bytes, byt
     return items
 
 
+def soften(items: list[tuple[bytes, bytes]], fresh_until: float) -> list[tuple[bytes, bytes]]:
+    """`encode`'s items with the head marked fresh until `fresh_until` (a unix time)."""
+    key, head = items[-1]
+    return [*items[:-1], (key, SOFT_HEAD + _SOFT.pack(fresh_until) + head)]
+
+
+def split_soft(data: bytes) -> tuple[float | None, bytes]:
+    """(fresh-until or None, the head item without its soft-expiry mark)."""
+    if data[:1] != SOFT_HEAD:
+        return None, data
+    if len(data) < SOFT_BYTES + 1 or data[SOFT_BYTES : SOFT_BYTES + 1] == SOFT_HEAD:
+        raise CorruptValue("soft-expiry head without a value head after it")
+    return _SOFT.unpack_from(data, 1)[0], data[SOFT_BYTES:]
+
+
 def decode_head(data: bytes) -> bytes | Manifest:
-    """The payload of a small value, or the manifest of a large one."""
+    """The payload of a small value, or the manifest of a large one (a soft expiry is ignored)."""
+    if data[:1] == SOFT_HEAD:
+        data = split_soft(data)[1]
     head = data[:1]
     if head == SINGLE_HEAD:
         return data[1:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ._errors import InvalidConfig
 
@@ -186,3 +187,10 @@ class Latch:
             f"<Latch {self.operation} {self.policy.name} {self.succeeded}/{self.required} "
             f"failed={self.failed_zones} pending={self.pending_zones}>"
         )
+
+
+class Count(NamedTuple):
+    """What `incr` and `decr` return: the local zone's new value (None if it failed) and the latch."""
+
+    value: int | None
+    latch: Latch

@@ -18,7 +18,7 @@ PlainStore = tuple[bytes, bytes, int]
 Write = Apply | PlainStore
 
 MAX_BATCH = 100  # writes taken from the queue at once
-WRITES = ("set", "add", "delete", "touch")
+WRITES = ("set", "add", "delete", "touch", "incr", "decr")
 
 
 class Job(NamedTuple):
@@ -80,7 +80,8 @@ class ZoneWriter:
     def submit(self, job: Job) -> None:
         if self._queue.qsize() >= self._capacity:
             self._metrics.count(job.operation, self.zone.name, "dropped")
-            job.latch.report(self.zone.name, False, "dropped")
+            if self.zone.name in job.latch.spec.zones:
+                job.latch.report(self.zone.name, False, "dropped")
             return
         next(self._accepted)  # before the put: `idle` may only ever err towards "busy"
         self._queue.put(job)
@@ -109,7 +110,8 @@ class ZoneWriter:
 
     def _report(self, job: Job, ok: bool, outcome: str) -> None:
         self._counts[job.operation][ok]()
-        job.latch.report(self.zone.name, ok, outcome)
+        if self.zone.name in job.latch.spec.zones:  # a shadow zone's answers count for no policy
+            job.latch.report(self.zone.name, ok, outcome)
         self._finished += 1
 
     def _store(self, run: list[tuple[Job, PlainStore]]) -> None:

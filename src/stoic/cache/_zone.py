@@ -6,6 +6,7 @@ once its breaker opens.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -47,9 +48,14 @@ class Zone:
                  max_reply: int = DEFAULT_MAX_REPLY) -> None:
         self.name = name
         self.max_reply = max_reply  # chunks are read in batches whose replies stay under it
+        self.points = points
         self.servers = {s.address: s for s in servers}
+        # Every server a ring of this zone ever named: a reader holding the ring from just before a
+        # membership change still finds the server it picked (see add_server / remove_server).
+        self._known = dict(self.servers)
         self.ring = HashRing(self.servers, points=points)
         self.only = servers[0] if len(servers) == 1 else None  # no ring to consult
+        self.previous: HashRing | None = None  # the ring before a membership change, while keys move
 
     @property
     def addresses(self) -> list[str]:
@@ -60,7 +66,36 @@ class Zone:
         """The server that owns `key` in this zone."""
         if self.only is not None:
             return self.only
-        return self.servers[self.ring.node_for(key)]
+        return self._known[self.ring.node_for(key)]
+
+    def add_server(self, server: Server) -> None:
+        """Put `server` on the ring (the old ring stays as `previous` until keys have moved)."""
+        self.previous = self.ring
+        self._known[server.address] = server
+        servers = {**self.servers, server.address: server}
+        # Each step replaces one attribute whole, so a concurrent reader sees the old layout or the
+        # new one, never a mix: the new ring first, then the single-server shortcut is dropped.
+        self.ring = HashRing(servers, points=self.points)
+        self.only = None
+        self.servers = servers
+
+    def remove_server(self, address: str) -> Server:
+        """Take the server at `address` off the ring; returns it (still open, to move keys from)."""
+        servers = {a: s for a, s in self.servers.items() if a != address}
+        leaving = self.servers[address]
+        self.previous = self.ring
+        self.ring = HashRing(servers, points=self.points)
+        self.only = next(iter(servers.values())) if len(servers) == 1 else None
+        self.servers = servers
+        return leaving
+
+    def previous_owner(self, key: bytes) -> Server | None:
+        """While keys move after a membership change: the server that owned `key` before, if another."""
+        ring = self.previous
+        if ring is None:
+            return None
+        server = self._known[ring.node_for(key)]
+        return None if server is self.server_for(key) else server
 
     def breakers(self) -> dict[str, str]:
         """Breaker state per server address."""
@@ -85,6 +120,16 @@ class Zone:
         if isinstance(head, bytes):
             return head
         return self._join(head)
+
+    def fetch_entry(self, key: bytes) -> tuple[bytes, float | None] | None:
+        """`fetch`, with the time until which a get_or_set value is fresh (None: no soft expiry)."""
+        data = self.server_for(key).get(key)
+        if data is None:
+            return None
+        fresh_until, data = frames.split_soft(data)
+        head = frames.decode_head(data)
+        payload = head if isinstance(head, bytes) else self._join(head)
+        return None if payload is None else (payload, fresh_until)
 
     def fetch_many(self, keys: list[bytes]) -> tuple[dict[bytes, bytes], set[bytes], set[bytes]]:
         """(payloads found, keys whose server failed, keys whose value was corrupt).
@@ -196,7 +241,54 @@ class Zone:
             for chunk_key in manifest.chunk_keys():
                 chunk_server = self.server_for(chunk_key)
                 chunk_server.call(chunk_server.node.delete, chunk_key)
+        old = self.previous_owner(key)
+        if old is not None:  # keys are moving: the copy must not bring the deleted value back
+            with contextlib.suppress(Exception):  # a dead server being removed: nothing to bring back
+                deleted = old.call(old.node.delete, key) or deleted
         return True, "deleted" if deleted else "not_found"
+
+    def count_by(self, key: bytes, delta: int, initial: int, ttl: int) -> tuple[bool, str, int | None]:
+        """Add `delta` (subtract if negative) to a counter; an absent one starts at `initial`.
+
+        (acknowledged, outcome, value): "counted" or "created" with the new value.
+        """
+        server = self.server_for(key)
+        node = server.node
+        change = node.incr if delta >= 0 else node.decr
+        value = server.call(change, key, abs(delta))
+        if value is not None:
+            return True, "counted", value
+        start, outcome = self._moving_count(key, delta, initial)
+        if server.call(node.add, key, str(start).encode(), ttl):
+            return True, outcome, start
+        value = server.call(change, key, abs(delta))  # another client created it meanwhile
+        if value is None:
+            return False, "not_found", None
+        return True, "counted", value
+
+    def _moving_count(self, key: bytes, delta: int, initial: int) -> tuple[int, str]:
+        """Where an absent counter starts: at `initial`, unless its key is moving and the previous
+        owner still has it, in which case the count goes on from there."""
+        old = self.previous_owner(key)
+        if old is not None:
+            try:
+                data = old.call(old.node.get, key)
+            except Exception:
+                data = None
+            text = (data or b"").strip()
+            if text.isdigit() and len(text) <= 20:
+                return max(0, int(text) + delta) % 2**64, "counted"
+        return initial, "created"
+
+    def read_counter(self, key: bytes) -> int | None:
+        """A counter's value; None if absent. Raises `CorruptValue` if the item is not a counter."""
+        data = self.server_for(key).get(key)
+        if data is None:
+            return None
+        text = data.strip()
+        if not text.isdigit() or len(text) > 20:
+            raise CorruptValue(f"{key[:40]!r} holds {data[:20]!r}, not a counter")
+        return int(text)
 
     def touch(self, key: bytes, ttl: int) -> tuple[bool, str]:
         """Give a key (and its chunks) a new TTL. A missing key is acknowledged as "not_found"."""
