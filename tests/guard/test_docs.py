@@ -35,13 +35,15 @@ def test_the_readme_quick_start_runs() -> None:
 
 def test_the_http_quick_start_falls_back_and_honours_retry_after() -> None:
     """The FastAPI + httpx quick start, with its real uvicorn servers: the 503's Retry-After is
-    waited once, then the fallback answers; after configure() it answers without waiting."""
+    waited once, then the fallback answers; after configure() it answers without waiting; the
+    review gate catches a raw httpx.get and nothing the guarded client does."""
     block = next(b for b in BLOCKS if "AsyncGuardedTransport" in b and "FastAPI" in b)
     done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=60,
                           check=False)
     assert done.returncode == 0, done.stderr
-    first, retried, after = done.stdout.strip().splitlines()
+    first, retried, after, reviewed = done.stdout.strip().splitlines()
     assert "'stars': 3.5, 'answered_by': 'average'" in first
     assert "answered <Response [503 Service Unavailable]>, counted as a failure" in first
     assert retried == "2"
     assert after == "average 3"
+    assert reviewed == "True", "the review gate caught the raw httpx.get and only it"
