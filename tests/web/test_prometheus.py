@@ -91,12 +91,12 @@ def test_prometheus_scrapes_guard_metrics(serve: Any, prometheus: Any) -> None:
         bulkhead=SemaphoreBulkhead(max_concurrent=7),
         fallbacks=[Fallback.value("cached", name="cache")],
     )
+    server = serve(create_app(registry))  # its collector counts every call from here on
     for _ in range(4):
         assert playback.call(lambda: "live") == "live"
     assert playback.call(lambda: 1 / 0) == "cached"
     failed = 1 + trip(playback, lambda: 1 / 0)
 
-    server = serve(create_app(registry))
     metrics = httpx.get(f"{server.url}/metrics").text
     assert 'stoic_breaker_open{dependency="playback-api"} 1.0' in metrics
 
@@ -110,9 +110,18 @@ def test_prometheus_scrapes_guard_metrics(serve: Any, prometheus: Any) -> None:
     calls = _query(url, 'stoic_dependency_calls_total{dependency="playback-api"}')
     by_outcome = {r["metric"]["outcome"]: float(r["value"][1]) for r in calls}
     assert by_outcome["success"] == 4
-    assert by_outcome["fallback_success"] == failed
     assert by_outcome["failure"] + by_outcome.get("short_circuited", 0) == failed
+    # one outcome per attempt, one answer per call: sums count each call once
+    attempts = _query(url, 'sum(stoic_dependency_calls_total{dependency="playback-api"})')
+    answers = _query(url, 'sum(stoic_dependency_answers_total{dependency="playback-api"})')
+    assert float(attempts[0]["value"][1]) == float(answers[0]["value"][1]) == 4 + failed
+    fallbacks = _query(url, 'stoic_dependency_fallbacks_total{dependency="playback-api",outcome="success"}')
+    assert [(r["metric"]["fallback"], float(r["value"][1])) for r in fallbacks] == [("cache", failed)]
     capacity = _query(url, 'stoic_dependency_max_concurrent{dependency="playback-api"}')
     assert float(capacity[0]["value"][1]) == 7
-    p99 = _query(url, 'stoic_dependency_latency_seconds{dependency="playback-api",quantile="0.99"}')
-    assert p99 and float(p99[0]["value"][1]) >= 0
+    # the histogram counts attempts that reached the dependency and aggregates across processes
+    count = _query(url, 'stoic_dependency_latency_seconds_count{dependency="playback-api"}')
+    assert float(count[0]["value"][1]) == 4 + by_outcome["failure"]
+    buckets = 'stoic_dependency_latency_seconds_bucket{dependency="playback-api"}'
+    p99 = _query(url, f"histogram_quantile(0.99, sum by (le) ({buckets}))")
+    assert p99 and 0 <= float(p99[0]["value"][1]) <= 0.005, "calls that return at once: the first bucket"
