@@ -77,7 +77,7 @@ def test_breaker_from_stoic_guard_is_the_cause_and_its_owner_is_paged(clock: Clo
     assert signals.fallback_counts() == {"playback-api": {"cached-manifest": 10}}
     feed(signals, clock, 6, factor=0.5)
     alert = next(a for a in signals.evaluate() if a.indicator == "sps")
-    assert alert.cause.startswith("The circuit breaker for playback-api opened at ")
+    assert alert.cause.startswith("The circuit breaker for playback-api opened; fallbacks answered ")
     assert "Check the health and recent changes of playback-api" in alert.next_step
     assert alert.team == "playback-team" and alert.receivers == ("playback-pager",)
 

@@ -35,6 +35,7 @@ def test_fast_burn_fires_only_when_long_and_short_windows_agree(clock: Clock) ->
 
 def test_short_window_resets_the_alert_after_recovery(clock: Clock) -> None:
     burn = BurnRate(0.999, (PAGE_FAST,), time_scale=60.0, clock=clock)
+    _traffic(burn, clock, 30, 0.0)  # half the long window: not enough history to judge yet
     _traffic(burn, clock, 30, 0.05)
     assert burn.status()[0].firing
     _traffic(burn, clock, 6, 0.0)  # recovered for one short window
@@ -59,14 +60,20 @@ def test_signals_raises_and_resolves_a_burn_rate_alert(clock: Clock) -> None:
         clock=clock,  # 1 h -> 60 s, 5 min -> 5 s
         burn_rules=(PAGE_FAST,),
     )
-    for _ in range(10):
+    for _ in range(60):  # the long window (1 h -> 60 s) needs history before it judges
         signals.observe_start("eu-west", ok=True, count=98)
         signals.observe_start("eu-west", ok=False, count=2)
         clock.now += 1.0
+    assert [a for a in signals.evaluate() if a.kind == "burn_rate"] == []  # group_wait (30 s -> 0.5 s)
+    clock.now += 1.0
     fired = [a for a in signals.evaluate() if a.kind == "burn_rate"]
     assert len(fired) == 1 and fired[0].status == "firing" and fired[0].severity == "critical"
     assert "burning the 99.90% SLO error budget 20.0x faster" in fired[0].summary
     assert "eu-west" in fired[0].summary and "over 1h and 5m" in fired[0].summary
+    for _ in range(6):
+        signals.observe_start("eu-west", ok=True, count=100)
+        clock.now += 1.0
+    assert [a for a in signals.evaluate() if a.kind == "burn_rate"] == []  # cleared, held 5 m -> 5 s
     for _ in range(6):
         signals.observe_start("eu-west", ok=True, count=100)
         clock.now += 1.0

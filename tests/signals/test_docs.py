@@ -37,3 +37,13 @@ def test_the_detector_example_finds_the_outage_and_nothing_else() -> None:
     )
     lines = done.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("point 1828: ") and " down from " in lines[0], lines
+
+
+def test_the_noise_control_example_shows_one_alert_for_two_rules() -> None:
+    block = next(b for b in BLOCKS if "Grouping(group_wait" in b)
+    done = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=120, check=True
+    )
+    first, second = done.stdout.splitlines()
+    assert first == "1 critical"
+    assert second.startswith("Burn rates: 1h/5m: ") and "; 6h/30m: " in second

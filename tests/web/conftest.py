@@ -80,9 +80,11 @@ def serve() -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Chromium (the system one; never a downloaded build)."""
+    """A headless Chromium (the system one; never a downloaded build). Per module: while Playwright's
+    sync API runs, the main thread has a running event loop, so tests after it could not
+    `asyncio.run`."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

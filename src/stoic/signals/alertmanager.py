@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from stoic.signals.alerts import Alert, _alertname, iso
+from stoic.signals.alerts import Alert, iso
 
 # The key under which a notification's payload holds the list Alertmanager expects; the
 # outbox stores objects, Alertmanager's API takes a bare list.
 BODY = "alertmanager_v2_alerts"
 API_PATH = "/api/v2/alerts"
+# The key under which a notification holds a silence for `POST /api/v2/silences`.
+SILENCE = "alertmanager_v2_silence"
+SILENCES_PATH = "/api/v2/silences"
 
 
 def alertmanager_receiver(url: str, *, name: str = "alertmanager", timeout: float = 5.0) -> Any:
@@ -43,14 +46,7 @@ def alertmanager_alert(alert: Alert, generator_url: str = "") -> dict[str, objec
     Labels: `alertname`, `team`, `severity`, `indicator`, the region when there is one, and the
     alert's own dimensions. Annotations: `summary`, `description`, `next_step`, `cause`, and
     `runbook_url` when set. Empty values are left out (Alertmanager treats them as absent)."""
-    labels = {
-        "alertname": _alertname(alert),
-        "team": alert.team,
-        "severity": alert.severity,
-        "indicator": alert.indicator,
-        "region": alert.region,
-        **alert.labels,
-    }
+    labels = alert.label_set()
     annotations = {
         "summary": alert.summary,
         "description": alert.description or alert.cause,
@@ -73,3 +69,11 @@ def alertmanager_alert(alert: Alert, generator_url: str = "") -> dict[str, objec
 def payload(alerts: list[Alert], generator_url: str = "") -> dict[str, object]:
     """The outbox payload for one post (`_post` sends the list under `BODY`)."""
     return {BODY: [alertmanager_alert(a, generator_url) for a in alerts]}
+
+
+def silences_url(alerts_url: str) -> str:
+    """The `/api/v2/silences` address of the Alertmanager whose alerts API is `alerts_url`."""
+    base = alerts_url.rstrip("/")
+    if base.endswith(API_PATH):
+        base = base[: -len(API_PATH)]
+    return base + SILENCES_PATH

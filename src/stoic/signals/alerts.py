@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from stoic.signals.burnrate import BurnWindow
+from stoic.signals.cause import describe
 from stoic.signals.context import ContextEvent
 from stoic.signals.detector import Detection
 from stoic.signals.indicators import ERROR_RATE, REBUFFER_RATIO, SPS
@@ -38,6 +38,21 @@ class Alert:
     labels: dict[str, str] = field(default_factory=dict)
     description: str = ""  # the detail behind the summary (value, expected, band); "" = the cause
     runbook_url: str = ""
+    silenced_by: str = ""  # the id of the silence or maintenance window holding it back
+    revision: int = 0  # an update of a firing alert (a group that changed) is sent as a new revision
+
+    def label_set(self) -> dict[str, str]:
+        """The labels that identify this alert (what silences match and Alertmanager routes on):
+        `alertname`, `team`, `severity`, `indicator`, `region` and the alert's own dimensions."""
+        labels = {
+            "alertname": _alertname(self),
+            "team": self.team,
+            "severity": self.severity,
+            "indicator": self.indicator,
+            "region": self.region,
+            **self.labels,
+        }
+        return {k: v for k, v in labels.items() if v}
 
     def resolved(self, at: float) -> Alert:
         """The same alert, resolved at `at`."""
@@ -63,6 +78,7 @@ class Alert:
             "labels": dict(self.labels),
             "description": self.description,
             "runbook_url": self.runbook_url,
+            "silenced_by": self.silenced_by,
         }
 
     def to_alertmanager(self, generator_url: str = "") -> dict[str, Any]:
@@ -78,7 +94,12 @@ class Alert:
         return {
             "status": self.status,
             "labels": labels,
-            "annotations": {"summary": self.summary, "description": self.cause, "next_step": self.next_step},
+            "annotations": {
+                "summary": self.summary,
+                "description": self.description or self.cause,
+                "cause": self.cause,
+                "next_step": self.next_step,
+            },
             "startsAt": iso(self.starts_at),
             "endsAt": iso(self.ends_at) if self.ends_at is not None else "0001-01-01T00:00:00Z",
             "generatorURL": generator_url,
@@ -128,8 +149,15 @@ def _what(indicator: str, region: str, d: Detection) -> str:
 
 
 def _explain(
-    cause: ContextEvent | None, region: str, start: float, lookback: float, team: str
+    cause: ContextEvent | None,
+    region: str,
+    start: float,
+    lookback: float,
+    team: str,
+    links: list[ContextEvent] | None = None,
 ) -> tuple[str, str]:
+    """(cause text, next step): the cause chain when several events led up to it (see
+    `stoic.signals.cause`), else the one likely cause and when it happened."""
     if cause is None:
         minutes = max(1, round(lookback / 60))
         return (
@@ -146,6 +174,8 @@ def _explain(
     )
     what = cause.description or f"{cause.kind.replace('_', ' ')} on {cause.target}"
     text = f"{what.rstrip('.')} {when}."
+    if links is not None and len(links) > 1:
+        text = f"{describe(links, start)}."
     steps = {
         "zone_outage": f"Confirm the other {region} zones absorb the traffic and cache reads fail over to "
         f"another zone; if they do not within minutes, evacuate {region}.",
@@ -155,8 +185,10 @@ def _explain(
         f"If the breaker does not close within minutes, {team} should take over.",
         "deploy": f"Roll back {cause.target} if the drop lines up with the rollout, then compare versions.",
         "note": f"Read the note on {cause.target} and confirm with {team} whether the drop is expected.",
+        "fit": f"Check whether the FIT scenario on {cause.target} was meant to reach this traffic; remove "
+        "it if not.",
     }
-    return text, steps[cause.kind]
+    return text, steps.get(cause.kind, steps["chaos"])
 
 
 def drop_alert(
@@ -167,11 +199,13 @@ def drop_alert(
     cause: ContextEvent | None,
     ownership: Ownership,
     lookback: float,
+    links: list[ContextEvent] | None = None,
 ) -> Alert:
-    """The alert for a detected drop (or rise, for error and rebuffering rates)."""
+    """The alert for a detected drop (or rise, for error and rebuffering rates); `links`: the
+    cause chain (`stoic.signals.cause.chain`)."""
     dependency = cause.target if cause is not None and cause.kind == "breaker" else None
     team = ownership.team_for(dependency=dependency, region=region, indicator=indicator)
-    cause_text, next_step = _explain(cause, region, detection.at, lookback, team.name)
+    cause_text, next_step = _explain(cause, region, detection.at, lookback, team.name, links)
     severity = "critical" if _critical(indicator, detection) else "warning"
     return Alert(
         id=alert_id("drop", indicator, region),
@@ -221,32 +255,36 @@ def _critical(indicator: str, d: Detection) -> bool:
     return d.change >= 0.3
 
 
-def burn_alert(
+def burn_group_alert(
     region: str,
-    window: BurnWindow,
+    windows: list[BurnWindow],
     slo: float,
+    severity: str,
+    starts_at: float,
     *,
     cause: ContextEvent | None,
     ownership: Ownership,
     lookback: float,
-    at: float | None = None,
+    links: list[ContextEvent] | None = None,
 ) -> Alert:
-    """The alert for a burn-rate rule firing on stream start errors in `region`."""
-    at = time.time() if at is None else at
+    """One alert for every burn-rate rule active on stream start errors in `region` (see
+    `stoic.signals.grouping`): the fastest-burning rule leads the summary, the others follow."""
     dependency = cause.target if cause is not None and cause.kind == "breaker" else None
     team = ownership.team_for(dependency=dependency, region=region, indicator=ERROR_RATE)
-    cause_text, next_step = _explain(cause, region, at, lookback, team.name)
-    rule = window.rule
+    cause_text, next_step = _explain(cause, region, starts_at, lookback, team.name, links)
+    lead = windows[0]
+    others = [f"{_span(w.rule.long)}/{_span(w.rule.short)}" for w in windows[1:]]
+    also = f"; also {', '.join(others)}" if others else ""
     summary = (
         f"Stream start errors in {region} are burning the {slo:.2%} SLO error budget "
-        f"{window.short_burn:.1f}x faster than sustainable (over {_span(rule.long)} and "
-        f"{_span(rule.short)}) as of {clock_time(at)}"
+        f"{lead.short_burn:.1f}x faster than sustainable (over {_span(lead.rule.long)} and "
+        f"{_span(lead.rule.short)}{also}) as of {clock_time(starts_at)}"
     )
     return Alert(
-        id=alert_id("burn_rate", region, f"{rule.long:g}/{rule.short:g}"),
+        id=alert_id("burn_rate", region),
         kind="burn_rate",
         status="firing",
-        severity="critical" if rule.severity == "page" else "warning",
+        severity=severity,
         indicator=ERROR_RATE,
         region=region,
         team=team.name,
@@ -254,11 +292,24 @@ def burn_alert(
         summary=summary,
         cause=cause_text,
         next_step=next_step,
-        starts_at=at,
-        value=window.short_burn,
-        expected=rule.factor,
-        labels={"window": f"{_span(rule.long)}/{_span(rule.short)}"},
+        starts_at=starts_at,
+        value=lead.short_burn,
+        expected=lead.rule.factor,
+        labels={"slo": f"{slo:g}"},
+        description=burn_description(windows),
     )
+
+
+def burn_description(windows: list[BurnWindow]) -> str:
+    """Each active rule's burn in one sentence: `1h/5m: 20.0x over 1h, 21.3x over 5m (pages at 14.4x)`."""
+    parts = [
+        f"{_span(w.rule.long)}/{_span(w.rule.short)}: {w.long_burn:.1f}x over {_span(w.rule.long)}, "
+        f"{w.short_burn:.1f}x over {_span(w.rule.short)} "
+        f"({'pages' if w.rule.severity == 'page' else 'opens a ticket'} at {w.rule.factor:g}x"
+        f"{'' if w.firing else ', cleared, held'})"
+        for w in windows
+    ]
+    return "Burn rates: " + "; ".join(parts) + "."
 
 
 def _span(seconds: float) -> str:

@@ -50,10 +50,14 @@ class BurnWindow:
     short: float
     long_burn: float
     short_burn: float
+    covered: bool = True  # the long window has enough history (9/10 of it) to judge
 
     @property
     def firing(self) -> bool:
-        return self.long_burn >= self.rule.factor and self.short_burn >= self.rule.factor
+        """Both windows burn at least `factor`, and the long one is covered by history: a rule
+        stays quiet until it has seen most of its long window (a 3-day rule on its first day
+        would judge the budget from a few hours)."""
+        return self.covered and self.long_burn >= self.rule.factor and self.short_burn >= self.rule.factor
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -63,6 +67,7 @@ class BurnWindow:
             "long_burn": round(self.long_burn, 3),
             "short_burn": round(self.short_burn, 3),
             "firing": self.firing,
+            "covered": self.covered,
             "severity": self.rule.severity,
         }
 
@@ -92,6 +97,7 @@ class BurnRate:
         self._lock = threading.Lock()
         self._counts: dict[int, list[int]] = {}  # bucket index -> [good, bad]
         self._newest = 0
+        self.first: float | None = None  # the earliest event counted: how much history there is
 
     @property
     def budget(self) -> float:
@@ -99,10 +105,13 @@ class BurnRate:
 
     def observe(self, ok: bool, *, at: float | None = None, count: int = 1) -> None:
         """Count `count` events (e.g. stream start attempts), good when `ok`."""
-        idx = int((self.clock() if at is None else at) // self.resolution)
+        at = self.clock() if at is None else at
+        idx = int(at // self.resolution)
         with self._lock:
             if idx < self._newest - self.horizon / self.resolution:
                 return
+            if self.first is None or at < self.first:
+                self.first = at
             cell = self._counts.setdefault(idx, [0, 0])
             cell[0 if ok else 1] += count
             if idx > self._newest:
@@ -131,7 +140,10 @@ class BurnRate:
         out = []
         for rule in self.rules:
             long_w, short_w = rule.long / self.time_scale, rule.short / self.time_scale
+            covered = self.first is not None and now - self.first >= 0.9 * long_w
             out.append(
-                BurnWindow(rule, long_w, short_w, self.burn(long_w, at=now), self.burn(short_w, at=now))
+                BurnWindow(
+                    rule, long_w, short_w, self.burn(long_w, at=now), self.burn(short_w, at=now), covered
+                )
             )
         return out

@@ -29,6 +29,9 @@ def add_parser(subparsers: Any) -> None:
         help="unix time the report ends at (default: the newest data in --db)",
     )
     report.add_argument("--title", default="Stoic", help="name shown in the page title")
+    report.add_argument(
+        "--indicators", default=None, help="indicators file: render the weekly view it declares ([weekly])"
+    )
     report.set_defaults(handler=_report)
 
     simulate = sub.add_parser("simulate", help="fill a history database with a simulated week")
@@ -72,6 +75,14 @@ def _report(args: argparse.Namespace) -> int:
 
     if not 0 < args.days <= 90:
         return _fail(f"--days: must be between 0 and 90, got {args.days:g}")
+    config = None
+    if args.indicators is not None:
+        from stoic.signals.config import ConfigError, load
+
+        try:
+            config = load(args.indicators)
+        except ConfigError as exc:
+            return _fail(f"--indicators: {exc}")
     try:
         history = _open(args.db)
     except FileNotFoundError:
@@ -81,7 +92,7 @@ def _report(args: argparse.Namespace) -> int:
         if end is None:
             return _fail(f"--db: {args.db!r} holds no indicator data yet")
         end = end + 1.0 if args.end is None else end
-        page = weekly_report(history, end=end, days=args.days, title=args.title)
+        page = weekly_report(history, end=end, days=args.days, title=args.title, config=config)
     out = Path(args.out)
     if not out.parent.is_dir():
         return _fail(f"--out: directory {str(out.parent)!r} does not exist")
@@ -168,6 +179,9 @@ def _run(args: argparse.Namespace) -> int:
     token = os.environ.get(config.token_env) or None
     app = create_app(signals=service, token=token, title="Stoic signals")
     app.state.metrics.register(SignalsCollector(service))
+    from stoic.signals.silences_api import routes as silence_routes
+
+    app.router.routes[:0] = silence_routes(service, token)  # GET/POST /api/silences, DELETE one
     writes = f"ingest token from ${config.token_env}" if token else f"ingest refused: set ${config.token_env}"
     served = f"{len(config.indicators)} indicators; {writes}"
     print(f"stoic signals: {url} ({served})", file=sys.stderr, flush=True)

@@ -36,11 +36,13 @@ import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from stoic.signals import _validate
+from stoic.signals.silences import Silence, make_silence
 
 SOURCES = ("prometheus", "push", "file")
 KINDS = ("count", "ratio", "gauge", "latency")
@@ -57,14 +59,23 @@ DEFAULT_NEXT_STEP = "Open the runbook and the owning team's dashboard for the la
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
 _SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
-_TOP = ("service", "prometheus", "receivers", "indicators")
+_TOP = ("service", "prometheus", "receivers", "indicators", "weekly", "churn", "silences", "maintenance")
 _SERVICE = ("listen", "history", "keep_days", "token_env")
 _PROMETHEUS = ("url", "timeout", "backfill")
-_RECEIVERS = ("alertmanager", "webhooks", "resend", "timeout")
+_RECEIVERS = ("alertmanager", "webhooks", "resend", "timeout", "slack")
 _INDICATOR = (
     "name", "source", "query", "file", "labels", "max_series", "expire_after", "direction", "kind",
     "unit", "team", "slo", "severity", "summary", "next_step", "runbook_url", "interval", "lateness",
+    "tile", "tile_label", "tile_stat", "churn",
 )  # fmt: skip
+# The weekly view: its sections, in the order they print, and how incidents are counted.
+WEEKLY_SECTIONS = ("leadership", "operations", "support", "customers")
+_WEEKLY = ("title", "sections", "merge_gap", "noise_under")
+# How a tile sums up an indicator's week: total (a count's events), mean, max, min or last value.
+TILE_STATS = ("total", "mean", "max", "min", "last")
+# What an indicator labelled by `account` tells the churn model about each account.
+CHURN_ROLES = ("activity", "problem", "own_error")
+_CHURN = ("accounts", "utc_offset", "alert_at", "top")
 
 
 class ConfigError(ValueError):
@@ -113,6 +124,45 @@ class IndicatorSpec:
     runbook_url: str = ""
     interval: float = 60.0
     lateness: float = 60.0
+    tile: bool = False
+    tile_label: str = ""
+    tile_stat: str = ""
+    churn: str = ""
+
+    @property
+    def title(self) -> str:
+        """What the weekly view calls this indicator: `tile_label`, else its name."""
+        return self.tile_label or self.name.replace("_", " ")
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyConfig:
+    """The `[weekly]` table: what the weekly view shows.
+
+    - `title`: the business's name at the top of the page.
+    - `sections`: which audiences get a section, in print order (leadership, operations,
+      support, customers); a section with nothing to say is left out anyway.
+    - `merge_gap`: critical alerts closer than this (seconds) are one incident.
+    - `noise_under`: an incident shorter than this with no known cause and nobody noting it is
+      counted as noise, not as a real incident.
+    """
+
+    title: str = "Stoic"
+    sections: tuple[str, ...] = WEEKLY_SECTIONS
+    merge_gap: float = 900.0
+    noise_under: float = 1800.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnConfig:
+    """The `[churn]` table: `accounts` (a CSV or TOML file of who each account is), `utc_offset`
+    (hours; where the business's day starts), `alert_at` (the score from which an account is
+    at risk) and `top` (how many accounts are kept in each snapshot and listed)."""
+
+    accounts: str = ""
+    utc_offset: float = 0.0
+    alert_at: float = 0.5
+    top: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +180,13 @@ class SignalsConfig:
     backfill: float = 14 * 86400.0
     alertmanagers: tuple[str, ...] = ()
     webhooks: tuple[str, ...] = ()
+    slack: tuple[str, ...] = ()  # Slack-compatible incoming webhooks: one text per alert
     resend: float = 60.0
     receiver_timeout: float = 5.0
     base: Path = field(default_factory=Path.cwd)  # relative paths are read from here
+    weekly: WeeklyConfig = field(default_factory=WeeklyConfig)
+    churn: ChurnConfig = field(default_factory=ChurnConfig)
+    silences: tuple[Silence, ...] = ()  # [[silences]] and [[maintenance]] windows
 
     def indicator(self, name: str) -> IndicatorSpec:
         for spec in self.indicators:
@@ -238,7 +292,11 @@ def _config(raw: Mapping[str, Any], base: Path) -> SignalsConfig:
                     f"prometheus.url: required because indicators[{i}] ({spec.name}) "
                     'has source = "prometheus"'
                 )
+    churn = _churn_table(raw.get("churn", {}), indicators)
     return SignalsConfig(
+        weekly=_weekly_table(raw.get("weekly", {})),
+        churn=churn,
+        silences=_silence_tables(raw),
         indicators=indicators,
         listen_host=host,
         listen_port=port,
@@ -252,10 +310,68 @@ def _config(raw: Mapping[str, Any], base: Path) -> SignalsConfig:
         backfill=duration("prometheus.backfill", prom.get("backfill", "14d"), low=0.0, high=90 * 86400.0),
         alertmanagers=_urls("receivers.alertmanager", recv.get("alertmanager", [])),
         webhooks=_urls("receivers.webhooks", recv.get("webhooks", [])),
+        slack=_urls("receivers.slack", recv.get("slack", [])),
         # Alertmanager's client contract: re-send a firing alert every 30 s to 3 min
         resend=duration("receivers.resend", recv.get("resend", 60.0), low=30.0, high=180.0),
         receiver_timeout=duration("receivers.timeout", recv.get("timeout", 5.0), low=0.1, high=60.0),
         base=base,
+    )
+
+
+def _weekly_table(value: object) -> WeeklyConfig:
+    t = _table("weekly", value, _WEEKLY)
+    sections = t.get("sections", list(WEEKLY_SECTIONS))
+    if not isinstance(sections, list) or not 1 <= len(sections) <= len(WEEKLY_SECTIONS):
+        raise ValueError(
+            f"weekly.sections: must be a list of 1..{len(WEEKLY_SECTIONS)} of "
+            f"{', '.join(WEEKLY_SECTIONS)}, got {sections!r}"
+        )
+    chosen = tuple(
+        _validate.choice(f"weekly.sections[{i}]", s, WEEKLY_SECTIONS) for i, s in enumerate(sections)
+    )
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"weekly.sections: each section once, got {sections!r}")
+    return WeeklyConfig(
+        title=_validate.text("weekly.title", t.get("title", "Stoic"), max_len=100),
+        sections=chosen,
+        merge_gap=duration("weekly.merge_gap", t.get("merge_gap", "15m"), low=0.0, high=86400.0),
+        noise_under=duration("weekly.noise_under", t.get("noise_under", "30m"), low=0.0, high=86400.0),
+    )
+
+
+def churn_signal(spec: IndicatorSpec) -> str:
+    """The name a churn reason gives `spec` ("no orders for 9 days"): its `tile_label` when the
+    churn model can take it (letters, digits, space, _ . -), else its name with spaces."""
+    label = spec.tile_label
+    if label and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}", label):
+        return label
+    return spec.name.replace("_", " ")
+
+
+def _churn_table(value: object, indicators: tuple[IndicatorSpec, ...]) -> ChurnConfig:
+    t = _table("churn", value, _CHURN)
+    named: dict[str, int] = {}
+    for i, spec in enumerate(indicators):
+        if spec.churn:
+            signal = churn_signal(spec)
+            if signal in named:
+                raise ValueError(
+                    f"indicators[{i}].tile_label: churn reasons would call it {signal!r}, as "
+                    f"indicators[{named[signal]}]; give each churn indicator its own label"
+                )
+            named[signal] = i
+    accounts = t.get("accounts", "")
+    if accounts != "":
+        accounts = _validate.text("churn.accounts", accounts, max_len=1000)
+    if t and not any(s.churn == "activity" for s in indicators):
+        raise ValueError(
+            'churn: needs at least one indicator with churn = "activity" (and "account" in its labels)'
+        )
+    return ChurnConfig(
+        accounts=accounts,
+        utc_offset=_validate.number("churn.utc_offset", t.get("utc_offset", 0.0), low=-12.0, high=14.0),
+        alert_at=_validate.number("churn.alert_at", t.get("alert_at", 0.5), low=0.0, low_open=True, high=1.0),
+        top=_validate.integer("churn.top", t.get("top", 50), low=1, high=1000),
     )
 
 
@@ -311,6 +427,20 @@ def _indicator(key: str, item: object) -> IndicatorSpec:
         slo = _validate.number(f"{key}.slo", slo, low=0.0, low_open=True, high=0.99999)
     interval = duration(f"{key}.interval", t.get("interval", 60.0), low=1.0, high=86400.0)
     runbook = t.get("runbook_url", "")
+    tile = t.get("tile", False)
+    if not isinstance(tile, bool):
+        raise ValueError(f"{key}.tile: must be true or false, got {tile!r}")
+    churn = t.get("churn", "")
+    if churn != "":
+        churn = _validate.choice(f"{key}.churn", churn, CHURN_ROLES)
+        if "account" not in labels:
+            raise ValueError(
+                f'{key}.churn: needs "account" among the labels (one series per account), got {labels!r}'
+            )
+        if kind not in ("count", "gauge"):
+            raise ValueError(
+                f"{key}.churn: only for kind count or gauge (events per account), got kind {kind!r}"
+            )
     spec = IndicatorSpec(
         name=name,
         source=source,
@@ -332,6 +462,12 @@ def _indicator(key: str, item: object) -> IndicatorSpec:
         runbook_url=_url(f"{key}.runbook_url", runbook) if runbook else "",
         interval=interval,
         lateness=duration(f"{key}.lateness", t.get("lateness", interval), low=0.0, high=7 * 86400.0),
+        tile=tile,
+        tile_label=_validate.text(f"{key}.tile_label", t.get("tile_label", ""), max_len=60, required=False),
+        tile_stat=_validate.choice(
+            f"{key}.tile_stat", t.get("tile_stat", "total" if kind == "count" else "mean"), TILE_STATS
+        ),
+        churn=churn,
     )
     _check_template(f"{key}.summary", spec)
     return spec
@@ -358,3 +494,53 @@ def _check_template(key: str, spec: IndicatorSpec) -> None:
         raise ValueError(
             f"{key}: the template does not render ({exc}); value, expected and change are numbers"
         ) from None
+
+
+_SILENCE = ("matchers", "starts_at", "ends_at", "created_by", "comment")
+
+
+def _silence_tables(raw: Mapping[str, Any]) -> tuple[Silence, ...]:
+    """`[[silences]]` and `[[maintenance]]`: matchers, starts_at and ends_at (TOML date-times,
+    RFC 3339 strings or epoch seconds), created_by and comment, all required."""
+    out: list[Silence] = []
+    for kind, table in (("silence", "silences"), ("maintenance", "maintenance")):
+        items = raw.get(table, [])
+        if not isinstance(items, list) or len(items) > 200:
+            raise ValueError(f"{table}: must be at most 200 [[{table}]] tables, got {repr(items)[:60]}")
+        for i, item in enumerate(items):
+            key = f"{table}[{i}]"
+            t = _table(key, item, _SILENCE)
+            for k in _SILENCE:
+                if k not in t:
+                    raise ValueError(f"{key}.{k}: required; a {kind} needs {', '.join(_SILENCE)}")
+            try:
+                silence = make_silence(
+                    t["matchers"],
+                    starts_at=_when(f"{key}.starts_at", t["starts_at"]),
+                    ends_at=_when(f"{key}.ends_at", t["ends_at"]),
+                    created_by=t["created_by"],
+                    comment=t["comment"],
+                    kind=kind,
+                    silence_id=f"{table}-{i}",
+                )
+            except ValueError as exc:
+                text = str(exc)
+                raise ValueError(text if text.startswith(key) else f"{key}.{text}") from None
+            out.append(silence)
+    return tuple(out)
+
+
+def _when(key: str, value: object) -> float:
+    """Epoch seconds from a TOML date-time (with an offset), an RFC 3339 string or a number."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{key}: must be an RFC 3339 time such as 2026-01-05T02:00:00Z, got {value!r}"
+            ) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{key}: needs a UTC offset (2026-01-05T02:00:00Z), got {value.isoformat()!r}")
+        return value.timestamp()
+    return _validate.epoch(key, value)

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from stoic.signals import _validate
 
-EVENT_KINDS = ("chaos", "experiment", "zone_outage", "breaker", "deploy", "note")
+EVENT_KINDS = ("chaos", "experiment", "zone_outage", "breaker", "deploy", "note", "fit")
 # How strongly each kind explains a drop when several are in the window (lower = better).
 # "experiment" is a chaos experiment's verdict; its start is reported as "chaos".
-_RANK = {"zone_outage": 0, "chaos": 1, "experiment": 1, "breaker": 2, "deploy": 3, "note": 4}
+# "fit": a FIT scenario added or removed (failure injected on a dependency for some requests).
+_RANK = {"zone_outage": 0, "chaos": 1, "experiment": 1, "fit": 1, "breaker": 2, "deploy": 3, "note": 4}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,18 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from stoic.signals.alerts import Alert
 from stoic.signals.churn import AccountRisk
 from stoic.signals.context import ContextEvent
+from stoic.signals.silences import Silence, make_silence
+
+# How often `maybe_prune` really prunes (seconds): often enough that the file stays within a
+# few percent of `keep_days`, rarely enough that the delete costs nothing per evaluation.
+PRUNE_EVERY = 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollups (
@@ -38,6 +43,10 @@ CREATE TABLE IF NOT EXISTS fallbacks (
     PRIMARY KEY (t, dependency, source));
 CREATE TABLE IF NOT EXISTS churn (
     at REAL NOT NULL, account TEXT NOT NULL, score REAL NOT NULL, reasons TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS churn_accounts (
+    at REAL NOT NULL, account TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (at, account));
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY, ends_at REAL NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS rollups_t ON rollups (t);
 CREATE INDEX IF NOT EXISTS alerts_t ON alerts (starts_at);
 CREATE INDEX IF NOT EXISTS events_t ON events (at);
@@ -72,6 +81,7 @@ class History:
     def __init__(self, path: str | Path, *, keep_days: float = 90.0, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
         self.keep = keep_days * 86400.0
+        self.pruned_at: float | None = None  # when `maybe_prune` last pruned
         self._lock = threading.Lock()
         # `busy_timeout`: how long a write waits for another connection's lock before it fails
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=busy_timeout)
@@ -171,15 +181,74 @@ class History:
                 "INSERT INTO churn VALUES (?, ?, ?, ?)",
                 [(at, a.account, a.score, json.dumps(a.reasons)) for a in accounts],
             )
+            # who each account is (name, segment, owner, value) and what to do, so a report
+            # read later names customers instead of bare ids
+            self._db.executemany(
+                "INSERT OR REPLACE INTO churn_accounts VALUES (?, ?, ?)",
+                [(at, a.account, json.dumps(a.to_dict())) for a in accounts],
+            )
 
     def prune(self, now: float) -> None:
-        """Drop rows older than `keep_days`."""
+        """Drop rows older than `keep_days`: points, events, fallback counts, churn snapshots,
+        alerts that resolved before then, incidents that ended before then and silences that
+        ended before then. Firing alerts and open incidents are kept, however old."""
         floor = now - self.keep
         with self._lock, self._db:
             self._db.execute("DELETE FROM rollups WHERE t < ?", (floor,))
             self._db.execute("DELETE FROM events WHERE at < ?", (floor,))
             self._db.execute("DELETE FROM fallbacks WHERE t < ?", (floor,))
             self._db.execute("DELETE FROM churn WHERE at < ?", (floor,))
+            self._db.execute("DELETE FROM churn_accounts WHERE at < ?", (floor,))
+            self._db.execute("DELETE FROM alerts WHERE ends_at IS NOT NULL AND ends_at < ?", (floor,))
+            self._db.execute("DELETE FROM incidents WHERE ended IS NOT NULL AND ended < ?", (floor,))
+            self._db.execute("DELETE FROM silences WHERE ends_at < ?", (floor,))
+        self.pruned_at = now
+
+    def maybe_prune(self, now: float, every: float = PRUNE_EVERY) -> bool:
+        """`prune(now)` if it last ran `every` seconds ago or more (or never); True if it ran.
+        `Signals` and `SignalsService` call it at every evaluation."""
+        if self.pruned_at is not None and now - self.pruned_at < every:
+            return False
+        self.prune(now)
+        return True
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (what retention keeps bounded)."""
+        tables = ("rollups", "alerts", "incidents", "events", "fallbacks", "churn", "silences")
+        with self._lock:
+            return {t: int(self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+
+    # ---- silences ----------------------------------------------------------------------------
+    def save_silence(self, silence: Silence) -> None:
+        """Keep a silence made through the API (a new version replaces the old)."""
+        body = json.dumps(silence.to_dict())
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO silences VALUES (?, ?, ?)", (silence.id, silence.ends_at, body)
+            )
+
+    def load_silences(self, now: float) -> list[Silence]:
+        """Silences kept (those that ended too: one declared in a file and expired through the API
+        stays expired); ended ones older than `keep_days` are pruned."""
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM silences ORDER BY ends_at").fetchall()
+        out = []
+        for (body,) in rows:
+            d = json.loads(body)
+            silence = make_silence(
+                d["matchers"],
+                starts_at=d["starts_at"],
+                # one expired before it began ends as it starts (a silence needs a length)
+                ends_at=max(d["ends_at"], d["starts_at"] + 0.001),
+                created_by=d["created_by"],
+                comment=d["comment"],
+                kind=d["kind"],
+                max_severity=d["max_severity"],
+                kill_switch=d["kill_switch"],
+                silence_id=d["id"],
+            )
+            out.append(replace(silence, expired_by=d.get("expired_by", "")))
+        return out
 
     # ---- reading ---------------------------------------------------------------------------
     def points(
@@ -255,6 +324,54 @@ class History:
                 "SELECT account, score, reasons FROM churn WHERE at = ? ORDER BY score DESC", (row[0],)
             ).fetchall()
         return [AccountRisk(acc, score, json.loads(reasons), row[0]) for acc, score, reasons in rows]
+
+    def alerts_overlapping(self, since: float, until: float) -> list[dict[str, Any]]:
+        """Alert dicts (latest state) firing at any time in the range, oldest first: those that
+        started before `since` and were still firing are included."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM alerts WHERE starts_at < ? AND (ends_at IS NULL OR ends_at >= ?) "
+                "ORDER BY starts_at",
+                (until, since),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def churn_accounts_after(self, since: float, until: float) -> list[AccountRisk]:
+        """The first churn-risk snapshot taken in [since, until], as `churn_accounts` reads it."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(at) FROM churn_accounts WHERE at >= ? AND at <= ?", (since, until)
+            ).fetchone()
+        return [] if row is None or row[0] is None else self.churn_accounts(row[0])
+
+    def churn_accounts(self, until: float) -> list[AccountRisk]:
+        """The latest churn-risk snapshot taken at or before `until`, with who each account is
+        (name, segment, owner, value), its kind and next step; highest score first."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(at) FROM churn_accounts WHERE at <= ?", (until,)).fetchone()
+            if row is None or row[0] is None:
+                return []
+            bodies = [
+                json.loads(b)
+                for (b,) in self._db.execute("SELECT body FROM churn_accounts WHERE at = ?", (row[0],))
+            ]
+        risks = [
+            AccountRisk(
+                account=str(d["account"]),
+                score=float(d["score"]),
+                reasons={str(k): float(v) for k, v in dict(d.get("reasons") or {}).items()},
+                last_seen=float(d.get("last_seen") or row[0]),
+                name=str(d.get("name") or ""),
+                segment=str(d.get("segment") or ""),
+                owner=str(d.get("owner") or ""),
+                value=float(d.get("value") or 0.0),
+                kind=str(d.get("kind") or ""),
+                next_step=str(d.get("next_step") or ""),
+                trend=tuple(float(x) for x in d.get("trend") or ()),
+            )
+            for d in bodies
+        ]
+        return sorted(risks, key=lambda r: (-r.score, r.account))
 
     def latest(self) -> float | None:
         """The newest rollup time, or None for an empty history."""

@@ -13,16 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stoic.signals import _validate
-from stoic.signals.alerts import Alert, burn_alert, drop_alert, no_data_alert
+from stoic.signals.alerts import Alert, burn_group_alert, drop_alert, no_data_alert
 from stoic.signals.burnrate import DEFAULT_RULES, BurnRate, BurnRateRule
+from stoic.signals.cause import chain, watch_audit
 from stoic.signals.churn import ChurnRisk
 from stoic.signals.context import ContextEvent, likely_cause
 from stoic.signals.detector import Detector
+from stoic.signals.grouping import BurnGroup, Grouping
+from stoic.signals.guardwatch import fallback_share
 from stoic.signals.history import History
 from stoic.signals.indicators import BUILT_IN, DIRECTION, LABELS, SPS, Indicators
 from stoic.signals.ingest import MAX_AHEAD, IngestError, Metric, Playback, Start, parse
 from stoic.signals.outbox import DeliveryRetry
 from stoic.signals.ownership import Ownership
+from stoic.signals.silences import Silence, SilenceControls, Silences
 from stoic.signals.webhook import REPEAT_INTERVAL, AlertRouter, Delivery, WebhookReceiver
 
 if TYPE_CHECKING:
@@ -46,7 +50,7 @@ class _Track:
     last_data: float | None = None  # the last bucket with a value
 
 
-class Signals:
+class Signals(SilenceControls):
     """Leading indicators with anomaly detection and alerting, for one process.
 
     `interval` is the bucket width (s); `day` the season length (s) of the expected pattern, which
@@ -58,6 +62,11 @@ class Signals:
     writes notifications to it and a background worker delivers them to `receivers`, retrying
     per `retry` and re-sending firing alerts every `repeat_interval` seconds. `close()` stops the
     worker and keeps what is undelivered for the next process.
+
+    History keeps `keep_days` days: rows older than that are pruned once an hour by
+    `evaluate()`. The burn-rate rules of a region are one alert (`grouping`, see
+    `stoic.signals.grouping`; its times are compressed by `time_scale` too). `silences` (and
+    `silence()`, `silence_experiment()`) hold matching alerts back: recorded, not delivered.
     """
 
     def __init__(
@@ -84,6 +93,9 @@ class Signals:
         churn: ChurnRisk | None = None,
         churn_every: float = 86400.0,
         clock: Callable[[], float] = time.time,
+        keep_days: float = 90.0,
+        silences: list[Silence] | None = None,
+        grouping: Grouping | None = None,
     ) -> None:
         self.interval = _validate.number("interval", interval, low=0.0, low_open=True)
         self.day = _validate.number("day", day, low=2 * self.interval)
@@ -107,8 +119,18 @@ class Signals:
         if outbox is None and db is not None and str(db) != ":memory:":
             # its own file: a lock on the history never holds a page back
             outbox = f"{db}.outbox"
+        self.keep_days = _validate.number("keep_days", keep_days, low=0.0, low_open=True, high=3650.0)
+        # a locked history answers fast: the write is retried at the next evaluation, and the
+        # caller's thread does not wait on another connection's lock
+        self.history = History(db, keep_days=self.keep_days, busy_timeout=0.25) if db is not None else None
+        self.silences = Silences(silences or [], store=self.history, clock=clock)
         self.router = AlertRouter(
-            receivers, repeat_interval=repeat_interval, retry=retry, outbox=outbox, clock=clock
+            receivers,
+            repeat_interval=repeat_interval,
+            retry=retry,
+            outbox=outbox,
+            clock=clock,
+            silences=self.silences,
         )
         self._history_backlog: deque[list[Any]] = deque()  # [rows, alerts, fallbacks] not yet written
         self.slo = slo
@@ -119,15 +141,16 @@ class Signals:
             "clock": clock,
         }
         BurnRate(**self._burn_args)  # validate now, at the edge, not at the first start
+        if grouping is not None and not isinstance(grouping, Grouping):
+            raise ValueError(f"grouping: must be a Grouping, got {type(grouping).__name__}")
+        self.grouping = (grouping or Grouping()).scaled(time_scale)
+        self._groups: dict[str, BurnGroup] = {}  # region -> its burn-rate rules as one alert
         if churn is not None and not isinstance(churn, ChurnRisk):
             raise ValueError(f"churn: must be a ChurnRisk, got {type(churn).__name__}")
         self.churn = churn if churn is not None else ChurnRisk(half_life=churn_half_life, clock=clock)
         # churn digests go to their owners at most this often (seconds); every evaluation checks
         self.churn_every = _validate.number("churn_every", churn_every, low=60.0, high=31 * 86400.0)
         self._churn_routed: float | None = None
-        # a locked history answers fast: the write is retried at the next evaluation, and the
-        # caller's thread does not wait on another connection's lock
-        self.history = History(db, busy_timeout=0.25) if db is not None else None
         self._lock = threading.RLock()
         self._tracks: dict[tuple[str, str], _Track] = {}
         self._burn: dict[str, BurnRate] = {}
@@ -263,13 +286,25 @@ class Signals:
             verb = {"open": "opened", "closed": "closed", "half_open": "is half-open"}.get(
                 event.state, event.state
             )
+            share = ""
+            if dep is not None and event.state == "open":  # how much the fallbacks carry now
+                try:
+                    share = fallback_share(dep.snapshot())
+                except Exception:  # a snapshot is context only: never lose the event over it
+                    share = ""
             self.add_event(
                 "breaker",
                 target=event.dependency,
-                description=f"The circuit breaker for {event.dependency} {verb}",
+                description=f"The circuit breaker for {event.dependency} {verb}{share}",
             )
         elif outcome == "fallback_success":
             self.count_fallback(event.dependency, event.source)
+
+    def watch_audit(self, audit: Any) -> Callable[[], None]:
+        """Listen to a chaos `AuditLog`: every kill, fault and experiment verdict becomes a
+        context event, so alerts name them in their cause chain. Returns a function that stops
+        listening."""
+        return watch_audit(audit, self.add_event)
 
     def count_fallback(self, dependency: str, source: str, count: int = 1) -> None:
         """Count answers served by fallback `source` of `dependency` (the weekly report sums them)."""
@@ -298,12 +333,33 @@ class Signals:
                 changed += self._evaluate_region(region, last_closed, rows)
                 changed += self._evaluate_burn(region, now)
             fallbacks = self._take_fallbacks(now)
+            changed = self._admit(changed, now)
         churn = self._churn_due(now)  # routed to their owners, not kept as incidents
         for alert in [*changed, *churn]:  # first: only writes to the outbox, a worker delivers
             self.router.route(alert)
+        for alert in self.router.release(now):  # a silence ended while they still fire
+            with self._lock:
+                for key, firing in self._firing.items():
+                    if firing.id == alert.id:
+                        self._firing[key] = alert
         if self.history is not None:
             self._write_history(rows, changed, fallbacks)
         return changed + churn
+
+    def _admit(self, changed: list[Alert], now: float) -> list[Alert]:
+        """Mark what silences hold back (or what breaks through an experiment's), also in the
+        firing alerts the view lists."""
+        admitted = [self.router.admit(a, now) for a in changed]
+        by_id = {a.id: a for a in admitted if a.status == "firing"}
+        for key, firing in self._firing.items():
+            if firing.id in by_id:
+                self._firing[key] = by_id[firing.id]
+        return admitted
+
+    # ---- silences ----------------------------------------------------------------------------
+    def silenced(self) -> list[dict[str, object]]:
+        """What silences held back, newest last: `at`, `alert_id`, `summary`, `silence`."""
+        return list(self.router.silenced)
 
     def route_churn(self, now: float | None = None) -> list[Alert]:
         """Send each owning team its accounts at risk of churning now (one digest alert per
@@ -330,6 +386,10 @@ class Signals:
         """Write to history, with what earlier failed first; a failure (a locked database) is
         logged and retried at the next evaluation, never raised."""
         assert self.history is not None
+        try:
+            self.history.maybe_prune(self.clock())  # keep_days, once an hour
+        except sqlite3.Error as exc:
+            log.warning("history %s: prune failed (%s); will retry", self.history.path, exc)
         with self._lock:
             if rows or alerts or fallbacks:
                 self._history_backlog.append([rows, list(alerts), fallbacks])
@@ -389,11 +449,17 @@ class Signals:
                 changed += self._no_data(name, region, track, value, t)
                 key = f"drop:{name}:{region}"
                 if d.started:
-                    cause = likely_cause(
-                        list(self._events), region, t, lookback=self.lookback, lead=self.interval
-                    )
+                    events = list(self._events)
+                    cause = likely_cause(events, region, t, lookback=self.lookback, lead=self.interval)
+                    links = chain(events, region, t, lookback=self.lookback, lead=self.interval)
                     alert = drop_alert(
-                        name, region, d, cause=cause, ownership=self.ownership, lookback=self.lookback
+                        name,
+                        region,
+                        d,
+                        cause=cause,
+                        ownership=self.ownership,
+                        lookback=self.lookback,
+                        links=links,
                     )
                     self._firing[key] = alert
                     changed.append(alert)
@@ -426,31 +492,38 @@ class Signals:
         return [alert]
 
     def _evaluate_burn(self, region: str, now: float) -> list[Alert]:
-        changed: list[Alert] = []
+        """The region's burn-rate rules as one alert (`stoic.signals.grouping`)."""
         burn = self._burn.get(region)
         if burn is None:
-            return changed
-        for window in burn.status(at=now):
-            key = f"burn:{region}:{window.rule.long:g}/{window.rule.short:g}"
-            if window.firing and key not in self._firing:
-                cause = likely_cause(
-                    list(self._events), region, now, lookback=max(self.lookback, window.long)
-                )
-                alert = burn_alert(
-                    region,
-                    window,
-                    self.slo,
-                    cause=cause,
-                    ownership=self.ownership,
-                    lookback=self.lookback,
-                    at=now,
-                )
-                self._firing[key] = alert
-                changed.append(alert)
-            elif not window.firing and key in self._firing:
-                alert = self._firing.pop(key).resolved(now)
+            return []
+        group = self._groups.get(region)
+        if group is None:
+            group = self._groups[region] = BurnGroup(self.grouping)
+
+        def make(windows: list[Any], severity: str, starts_at: float) -> Alert:
+            lookback = max(self.lookback, max(w.long for w in windows))
+            events = list(self._events)
+            cause = likely_cause(events, region, starts_at, lookback=lookback)
+            return burn_group_alert(
+                region,
+                windows,
+                self.slo,
+                severity,
+                starts_at,
+                cause=cause,
+                ownership=self.ownership,
+                lookback=self.lookback,
+                links=chain(events, region, starts_at, lookback=lookback),
+            )
+
+        changed = group.step(now, burn.status(at=now), make, _burn_severity)
+        key = f"burn:{region}"
+        for alert in changed:
+            if alert.status == "resolved":
+                self._firing.pop(key, None)
                 self._recent.append(alert)
-                changed.append(alert)
+            else:
+                self._firing[key] = alert
         return changed
 
     def _track(self, name: str, region: str) -> _Track:
@@ -554,6 +627,10 @@ class Signals:
             except sqlite3.Error as exc:
                 log.warning("history %s: churn snapshot not written (%s)", self.history.path, exc)
             self.history.close()
+
+
+def _burn_severity(rule: BurnRateRule) -> str:
+    return "critical" if rule.severity == "page" else "warning"
 
 
 def _round(x: float | None) -> float | None:

@@ -59,6 +59,12 @@ _FIELDS = {
 
 def parse(body: object, *, now: float) -> list[Observation]:
     """Validate a whole body and return its observations (all or nothing)."""
+    return [_one(f"observations[{i}]", item, now) for i, item in enumerate(observations(body))]
+
+
+def observations(body: object) -> list[object]:
+    """The `observations` list of a push body: a JSON object with that one field, 1 to
+    `MAX_OBSERVATIONS` items long (IngestError names the field otherwise)."""
     if not isinstance(body, Mapping):
         raise IngestError(
             "body", f"body: must be a JSON object with an 'observations' list, got {type(body).__name__}"
@@ -72,7 +78,7 @@ def parse(body: object, *, now: float) -> list[Observation]:
         raise IngestError(
             "observations", f"observations: must be a list of 1..{MAX_OBSERVATIONS} items, got {got}"
         )
-    return [_one(f"observations[{i}]", item, now) for i, item in enumerate(items)]
+    return items
 
 
 def _one(path: str, item: object, now: float) -> Observation:

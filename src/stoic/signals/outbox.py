@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 from collections import deque
@@ -56,6 +57,12 @@ _DUE = (
 
 # A notification not yet written (the database was busy) waits here for the worker; bounded.
 MAX_SPOOL = 10_000
+_REVISION = re.compile(r":r(\d+)$")
+
+
+def _revision(key: str) -> int:
+    m = _REVISION.search(key)
+    return int(m.group(1)) if m else 0
 
 
 def dedup_key(alert_id: str, status: str, starts_at: float) -> str:
@@ -75,10 +82,12 @@ class Notification:
     timeout: float
     payload: dict[str, object]
     repeat: float | None = None  # seconds between re-sends while firing; None: never
+    revision: int = 0  # an update of the same firing episode (a burn-rate group that changed)
 
     @property
     def key(self) -> str:
-        return dedup_key(self.alert_id, self.status, self.starts_at)
+        key = dedup_key(self.alert_id, self.status, self.starts_at)
+        return f"{key}:r{self.revision}" if self.revision else key
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,12 +210,13 @@ class Outbox:
                         (n.receiver, n.alert_id, n.starts_at),
                     )
                 else:
-                    # a new episode of the same alert replaces the re-sends of an older one
+                    # a new episode (or a new revision of this one) replaces the re-sends of the older
                     self._db.execute(
                         "UPDATE notifications SET repeat = NULL, "
                         "next_at = CASE WHEN sent = 1 THEN NULL ELSE next_at END "
-                        "WHERE receiver = ? AND alert_id = ? AND status = 'firing' AND starts_at <> ?",
-                        (n.receiver, n.alert_id, n.starts_at),
+                        "WHERE receiver = ? AND alert_id = ? AND status = 'firing' "
+                        "AND (starts_at <> ? OR key <> ?)",
+                        (n.receiver, n.alert_id, n.starts_at, n.key),
                     )
                 self._db.execute(
                     "INSERT OR IGNORE INTO notifications (receiver, key, alert_id, status, starts_at, url, "
@@ -260,7 +270,7 @@ class Outbox:
         wrote it; a notification waits while an older one of the same alert is undelivered."""
         sql = (
             "SELECT seq, receiver, alert_id, status, starts_at, url, timeout, payload, repeat, attempts, "
-            f"sent, created FROM notifications n WHERE {_DUE} AND lease <= ?"
+            f"sent, created, key FROM notifications n WHERE {_DUE} AND lease <= ?"
         )
         args: list[object] = [now, owner, now]
         if alert_id is not None:
@@ -273,7 +283,7 @@ class Outbox:
         return [
             Row(
                 r[0],
-                Notification(r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8]),
+                Notification(r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], _revision(r[12])),
                 r[9],
                 bool(r[10]),
                 r[11],
@@ -293,8 +303,10 @@ class Outbox:
         """Take a row for delivery until `until`; False if someone else holds it."""
         with self._lock, self._db:
             cur = self._db.execute(
-                "UPDATE notifications SET lease = ? WHERE seq = ? AND lease <= ? AND next_at IS NOT NULL",
-                (until, seq, now),
+                # still due: a row another thread delivered after this one read it is not sent twice
+                "UPDATE notifications SET lease = ? WHERE seq = ? AND lease <= ? AND next_at IS NOT NULL "
+                "AND next_at <= ?",
+                (until, seq, now, now),
             )
             return cur.rowcount == 1
 

@@ -1,16 +1,26 @@
-"""The weekly view: one self-contained HTML page for ops, support and leadership."""
+"""The weekly view: one self-contained HTML page for ops, support and leadership.
+
+`weekly_report(history, config=...)` renders the view an indicators file declares
+(`stoic.signals.weekly_page.weekly_view`); without a config it renders the embedded streaming
+default of `Signals` (stream starts, errors, rebuffering, chaos and fallbacks). Either way a
+section for something unused (chaos, fallbacks, churn) is left out, alerts firing since before
+the week are included, and support reads one row per cause and next step.
+"""
 
 from __future__ import annotations
 
 import html
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
 
 from stoic.signals import _charts
+from stoic.signals.config import SignalsConfig
 from stoic.signals.context import ContextEvent
 from stoic.signals.history import History
 from stoic.signals.indicators import LABELS, SPS
+from stoic.signals.weekly import group_alerts
+from stoic.signals.weekly_page import _CSS as _PRINT_CSS
+from stoic.signals.weekly_page import _downsample, _duration, _when, weekly_view
 
 WEEK = 7 * 86400.0
 _CSS = """
@@ -28,43 +38,25 @@ def _e(x: object) -> str:
     return html.escape(str(x))
 
 
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%a %d %b %H:%M UTC")
-
-
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
-
-
-def _downsample(
-    rows: list[tuple[float, float | None, float | None, float | None]], width: float
-) -> list[tuple[float, float | None, float | None, float | None]]:
-    """Mean per `width`-second slot, so a week of minutely points draws as a light SVG."""
-    slots: dict[int, list[list[float]]] = defaultdict(lambda: [[], [], []])
-    for t, *vals in rows:
-        cell = slots[int(t // width)]
-        for i, v in enumerate(vals):
-            if v is not None:
-                cell[i].append(v)
-    out = []
-    for k in sorted(slots):
-        vals = [sum(c) / len(c) if c else None for c in slots[k]]
-        out.append((k * width, vals[0], vals[1], vals[2]))
-    return out
-
-
 def weekly_report(
-    history: History, *, end: float | None = None, days: float = 7.0, title: str = "Stoic"
+    history: History,
+    *,
+    end: float | None = None,
+    days: float = 7.0,
+    title: str = "Stoic",
+    config: SignalsConfig | None = None,
 ) -> str:
-    """Render the week ending at `end` (default now) as a self-contained HTML page."""
+    """Render the week ending at `end` (default now) as a self-contained HTML page: the view
+    `config` (an indicators file) declares, else the embedded streaming default."""
     end = time.time() if end is None else end
+    if config is not None:
+        return weekly_view(history, config, end=end, days=days)
     start = end - days * 86400.0
-    alerts = history.alerts(start, end)
+    alerts = history.alerts_overlapping(start, end)  # one firing since before the week counts
     incidents = history.incidents(start, end)
     events = history.events(start, end)
     fallbacks = history.fallbacks(start, end)
-    churn = history.churn(end)
+    churn = history.churn_accounts(end) or history.churn(end)
     keys = history.series_keys(start, end)
     verdicts = _experiments(events)
     chaos = [e for e in events if e.kind in ("chaos", "zone_outage")]  # an experiment by its start
@@ -85,19 +77,24 @@ def weekly_report(
 
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}: weekly signals</title>"
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{_PRINT_CSS}{_CSS}</style></head><body>",
         f"<h1>{_e(title)}: the week in signals</h1>",
         f"<p class='sub'>{_e(_when(start))} to {_e(_when(end))}</p>",
-        "<h2>For leadership</h2><div class='tiles'>",
-        _tile("stream start success", f"{availability:.3%}" if availability is not None else "-"),
+        "<section class='audience'><h2>For leadership</h2><div class='tiles'>",
+        _tile(
+            "stream starts that succeeded, all regions",
+            f"{availability:.3%}" if availability is not None else "-",
+        ),
         _tile("incidents", str(len(incidents))),
         _tile("time in incident", _duration(outage)),
-        _tile("chaos experiments survived", f"{survived_n} of {len(chaos)}"),
-        _tile("answers from fallbacks", f"{fallback_total:,}"),
-        "</div>",
     ]
+    if chaos:  # unused parts are left out, not shown as zeros
+        parts.append(_tile("chaos experiments survived", f"{survived_n} of {len(chaos)}"))
+    if fallback_total:
+        parts.append(_tile("answers from fallbacks", f"{fallback_total:,}"))
+    parts.append("</div></section>")
 
-    parts.append("<h2>For operations: indicators vs expected</h2>")
+    parts.append("<section class='audience'><h2>For operations: indicators vs expected</h2>")
     spans = defaultdict(list)
     for a in alerts:
         spans[(a["indicator"], a["region"])].append((float(a["starts_at"]), float(a["ends_at"] or end)))
@@ -119,7 +116,7 @@ def weekly_report(
         )
         parts.append(f"<figure class='chart'>{svg}</figure>")
 
-    parts.append("<h2>For support: incidents</h2>")
+    parts.append("</section><section class='audience'><h2>For support: incidents</h2>")
     parts.append(
         _table(
             ["started", "region", "what happened", "lasted", "alerts"],
@@ -137,20 +134,21 @@ def weekly_report(
         if incidents
         else "<p class='ok'>No incidents this week.</p>"
     )
-    parts.append("<h3>Alerts</h3>")
+    parts.append("<h3>Alerts, one row per cause and next step</h3>")
     parts.append(
         _table(
-            ["started", "severity", "team", "summary", "likely cause", "next step"],
+            ["likely cause", "next step", "alerts", "severity", "regions", "first", "last"],
             [
                 [
-                    _when(float(a["starts_at"])),
-                    a["severity"],
-                    a["team"],
-                    a["summary"],
-                    a["cause"],
-                    a["next_step"],
+                    g.cause,
+                    g.next_step,
+                    str(g.count),
+                    g.severity,
+                    ", ".join(g.regions) or "-",
+                    _when(g.first),
+                    _when(g.last),
                 ]
-                for a in alerts
+                for g in group_alerts(alerts)
             ],
         )
         if alerts
@@ -160,31 +158,39 @@ def weekly_report(
         parts.append("<h3>Accounts at risk of churning</h3>")
         parts.append(
             _table(
-                ["account", "score", "why"],
+                ["account", "segment", "owner", "value", "score", "why"],
                 [
-                    [a.account, f"{a.score:.2f}", "; ".join(k for k, v in a.reasons.items() if v > 0)]
+                    [
+                        f"{a.name} ({a.account})" if a.name else a.account,
+                        a.segment or "-",
+                        a.owner or "-",
+                        f"{a.value:,.0f}",
+                        f"{a.score:.2f}",
+                        "; ".join(k for k, v in a.reasons.items() if v > 0),
+                    ]
                     for a in churn[:20]
                 ],
             )
         )
+    parts.append("</section>")
 
-    parts.append("<h2>Resilience: chaos survived and fallbacks used</h2>")
-    parts.append(
-        _table(
-            ["when", "what", "target", "survived"],
-            [
+    if chaos or fallbacks:
+        parts.append("<section class='audience'><h2>Resilience: chaos survived and fallbacks used</h2>")
+    if chaos:
+        parts.append(
+            _table(
+                ["when", "what", "target", "survived"],
                 [
-                    _when(e.at),
-                    e.description or e.kind,
-                    e.target,
-                    "yes" if survived(e.at, e.region) else "no: alerts followed",
-                ]
-                for e in chaos
-            ],
+                    [
+                        _when(e.at),
+                        e.description or e.kind,
+                        e.target,
+                        "yes" if survived(e.at, e.region) else "no: alerts followed",
+                    ]
+                    for e in chaos
+                ],
+            )
         )
-        if chaos
-        else "<p>No chaos experiments this week.</p>"
-    )
     if verdicts:
         parts.append("<h2>Chaos experiments</h2>")
         parts.append(_table(["ended", "experiment", "verdict"], verdicts))
@@ -197,6 +203,8 @@ def weekly_report(
         stacks = {s: [per[d].get(s, 0.0) for d in deps] for s in sources}
         svg = _charts.bar_chart("Answers served by fallbacks", deps, stacks, unit="answers")
         parts.append(f"<figure class='chart'>{svg}</figure>")
+    if chaos or fallbacks:
+        parts.append("</section>")
     parts.append(
         f"<p class='sub'>Generated {_e(_when(time.time()))} by stoic signals report.</p></body></html>"
     )

@@ -46,17 +46,21 @@ from typing import Any
 
 from stoic.signals import backfill
 from stoic.signals.alertmanager import alertmanager_receiver
-from stoic.signals.alerts import Alert, _explain, alert_id, clock_time
-from stoic.signals.burnrate import DEFAULT_RULES, BurnRateRule
-from stoic.signals.config import DEFAULT_NEXT_STEP, IndicatorSpec, SignalsConfig
+from stoic.signals.alerts import Alert, _explain, alert_id, burn_description, clock_time
+from stoic.signals.burnrate import DEFAULT_RULES, BurnRateRule, BurnWindow
+from stoic.signals.cause import chain, watch_audit
+from stoic.signals.churn import DAY, ChurnRisk
+from stoic.signals.config import DEFAULT_NEXT_STEP, IndicatorSpec, SignalsConfig, churn_signal
 from stoic.signals.context import ContextEvent, likely_cause
 from stoic.signals.detector import Detection, Detector
+from stoic.signals.grouping import BurnGroup, Grouping
 from stoic.signals.history import History
-from stoic.signals.ingest import IngestError, _one
+from stoic.signals.ingest import IngestError, _one, observations
 from stoic.signals.outbox import Outbox
 from stoic.signals.pending import PendingSamples
 from stoic.signals.prometheus import PrometheusError, PrometheusSource
 from stoic.signals.series import Labels, Sample, Series, SeriesStore, labels_text
+from stoic.signals.silences import SilenceControls, Silences
 from stoic.signals.webhook import AlertRouter, Post, WebhookReceiver
 
 log = logging.getLogger("stoic.signals.service")
@@ -66,9 +70,9 @@ class IngestUnavailable(RuntimeError):
     """A valid body could not be stored durably (the disk or database failed): not taken, the
     sender should retry."""
 
-MAX_OBSERVATIONS = 1000
 _MAX_HISTORY_BACKLOG = 10_000  # evaluations whose history rows wait for a locked database
 _POINTS_SHOWN = 1440  # points per series kept for the dashboard
+_CHURN_EVERY = 300.0  # seconds between churn snapshots within a day, when accounts were observed
 
 
 @dataclass(slots=True)
@@ -82,9 +86,10 @@ class _Judge:
     # for burn rates: times, cumulative bad fraction and count of the points seen (trimmed)
     burn_t: list[float] = field(default_factory=list)
     burn_sum: list[float] = field(default_factory=list)
+    burn_group: BurnGroup | None = None  # the burn-rate rules as one alert
 
 
-class SignalsService:
+class SignalsService(SilenceControls):
     """Runs one indicators file (`stoic.signals.config.SignalsConfig`). Thread-safe.
 
     `clock` gives now (epoch seconds); `post` replaces the HTTP POST of alert deliveries (for
@@ -99,8 +104,12 @@ class SignalsService:
         post: Post | None = None,
         generator_url: str = "",
         burn_rules: tuple[BurnRateRule, ...] = DEFAULT_RULES,
+        grouping: Grouping | None = None,
     ) -> None:
         self.config = config
+        if grouping is not None and not isinstance(grouping, Grouping):
+            raise ValueError(f"grouping: must be a Grouping, got {type(grouping).__name__}")
+        self.grouping = grouping or Grouping()
         self.clock = clock
         self.specs = {s.name: s for s in config.indicators}
         self.interval = min(s.interval for s in config.indicators)
@@ -115,12 +124,18 @@ class SignalsService:
             WebhookReceiver(f"webhook-{i}", url, config.receiver_timeout)
             for i, url in enumerate(config.webhooks)
         ]
+        receivers += [
+            WebhookReceiver(f"slack-{i}", url, config.receiver_timeout, api="slack")
+            for i, url in enumerate(config.slack)
+        ]
         self.receiver_names = tuple(r.name for r in receivers)
         history = config.path(config.history)
         history.parent.mkdir(parents=True, exist_ok=True)
         # a locked history answers fast: rows wait in memory for the next evaluation
         self.history = History(history, keep_days=config.keep_days, busy_timeout=0.25)
         self.pending = PendingSamples(f"{history}.pending")
+        # declared in the file, plus those made through the API (kept in history)
+        self.silences = Silences(config.silences, store=self.history, clock=clock)
         router_args: dict[str, Any] = {"post": post} if post is not None else {}
         self.router = AlertRouter(
             receivers,
@@ -128,6 +143,7 @@ class SignalsService:
             external_url=generator_url,
             outbox=Outbox(f"{history}.outbox"),
             clock=clock,
+            silences=self.silences,
             **router_args,
         )
         self.prometheus = (
@@ -146,6 +162,11 @@ class SignalsService:
         self._thread: threading.Thread | None = None
         self.accepted = 0  # samples taken, from every source
         self.pull_errors = 0
+        # per-account activity from indicators labelled by `account` (None when none declares churn)
+        self.churn = churn_model(config, clock)
+        self._churn_day: int | None = None  # the business day of the last churn snapshot
+        self._churn_at = -math.inf  # when it was taken
+        self._churn_new = False  # accounts were observed since
 
     # ---- starting --------------------------------------------------------------------------
     def start(self, *, background: bool = True) -> None:
@@ -271,19 +292,7 @@ class SignalsService:
         optional) and context events (`{"type": "event", ...}` as in `Signals.ingest`).
         IngestError names the field at fault; then nothing is kept."""
         now = self.clock()
-        if not isinstance(body, Mapping):
-            raise IngestError(
-                "body", f"body: must be a JSON object with an 'observations' list, got {type(body).__name__}"
-            )
-        extra = set(body) - {"observations"}
-        if extra:
-            raise IngestError(sorted(extra)[0], f"{sorted(extra)[0]}: unknown field; allowed: observations")
-        items = body.get("observations")
-        if not isinstance(items, list) or not 1 <= len(items) <= MAX_OBSERVATIONS:
-            got = f"a list of {len(items)}" if isinstance(items, list) else repr(items)[:40]
-            raise IngestError(
-                "observations", f"observations: must be a list of 1..{MAX_OBSERVATIONS} items, got {got}"
-            )
+        items = observations(body)
         samples: list[Sample] = []
         paths: list[str] = []
         events: list[ContextEvent] = []
@@ -356,12 +365,94 @@ class SignalsService:
                     changed.append(alert.resolved(now))
                 self._judged.append((gone.spec.name, gone.labels, math.inf))
             self._recent.extend(a for a in changed if a.status == "resolved")
+            changed = self._admit(changed, now)
             # under the lock: a resolve judged by another thread is never routed before its firing
             for alert in changed:
                 if not quiet or alert.status == "resolved":
                     self.router.route(alert)  # writes to the outbox only; a worker delivers
+            if not quiet:
+                self._mark(self.router.release(now))  # a silence ended while they still fire
         self._write_history(rows, changed)
+        self._snapshot_churn(now)
         return changed
+
+    # ---- churn -----------------------------------------------------------------------------
+    def _observe_churn(self, series: Series, t: float, value: float) -> None:
+        """One judged interval of a churn indicator, for the account it is labelled with (a
+        count is per second: the interval holds value x interval events)."""
+        assert self.churn is not None
+        spec = series.spec
+        account = dict(series.labels).get("account")
+        if not account:
+            return
+        amount = value * spec.interval if spec.kind == "count" else value
+        try:
+            self.churn.observe(account, churn_signal(spec), amount, at=t)
+            self._churn_new = True
+        except ValueError as exc:  # an amount past the model's bound: named, the point stays judged
+            log.warning("churn: %s%s not counted (%s)", spec.name, labels_text(series.labels), exc)
+
+    def _snapshot_churn(self, now: float) -> None:
+        """Keep the accounts most at risk (with who they are) in history, so the weekly view
+        names them and can tell who recovered: when a business day begins, and again when
+        accounts were observed since (at most every `_CHURN_EVERY` seconds)."""
+        if self.churn is None:
+            return
+        day = math.floor((now + self.config.churn.utc_offset * 3600.0) / DAY)
+        if day == self._churn_day and not (self._churn_new and now - self._churn_at >= _CHURN_EVERY):
+            return
+        try:
+            self.history.record_churn(now, self.churn.top(self.config.churn.top, at=now))
+        except sqlite3.Error as exc:
+            log.warning("history %s: churn snapshot not written (%s); will retry", self.history.path, exc)
+            return
+        self._churn_day, self._churn_at, self._churn_new = day, now, False
+
+    def _admit(self, changed: list[Alert], now: float) -> list[Alert]:
+        """Mark what silences hold back (or what breaks through an experiment's)."""
+        admitted = [self.router.admit(a, now) for a in changed]
+        self._mark([a for a in admitted if a.status == "firing"])
+        return admitted
+
+    def _mark(self, alerts: list[Alert]) -> None:
+        """Put the admitted version of firing alerts where `alerts()` reads them."""
+        by_id = {a.id: a for a in alerts}
+        if not by_id:
+            return
+        for series in self._all_series():
+            firing = _judge(series).firing
+            for key, alert in firing.items():
+                if alert.id in by_id:
+                    firing[key] = by_id[alert.id]
+            group = _judge(series).burn_group
+            if group is not None and group.alert is not None and group.alert.id in by_id:
+                group.alert = by_id[group.alert.id]
+
+    # ---- context -----------------------------------------------------------------------------
+    def add_event(
+        self,
+        kind: str,
+        *,
+        target: str,
+        description: str = "",
+        region: str | None = None,
+        at: float | None = None,
+    ) -> ContextEvent:
+        """Report something that may explain an alert (as an ingested `event`): chaos, experiment,
+        zone_outage, breaker, deploy, note or fit. A chaos `Experiment` can use the service as its
+        `context`. ValueError names the field at fault."""
+        event = ContextEvent(self.clock() if at is None else at, kind, target, description, region)
+        with self.store.lock:
+            self._events.append(event)
+        try:
+            self.history.record_event(event)
+        except sqlite3.Error as exc:  # context for the report; a failed write is only logged
+            log.warning("history %s: event not written (%s)", self.history.path, exc)
+        return event
+
+    def watch_audit(self, audit: Any) -> Callable[[], None]:
+        """Turn every entry of a chaos `AuditLog` into a context event (see `Signals.watch_audit`)."""
+        return watch_audit(audit, self.add_event)
 
     def _last_closed(self, series: Series, now: float) -> int:
         spec = series.spec
@@ -394,6 +485,13 @@ class SignalsService:
         for idx in range(start, last + 1):
             t = idx * spec.interval
             value = series.take(idx)
+            if spec.churn:
+                # judged per account by the churn model (its own rhythm, its peers), not by a
+                # detector: one alert per quiet customer would bury the real incidents
+                if value is not None and value > 0 and self.churn is not None:
+                    self._observe_churn(series, t, value)
+                rows.append((name, text, t, value, None, None))
+                continue
             d = judge.detector.step(value, t)
             judge.points.append((t, value, d.expected, d.lower, d.upper, d.score))
             rows.append((name, text, t, value, d.expected, d.bound))
@@ -428,20 +526,28 @@ class SignalsService:
             del judge.burn_t[:cut]
             del judge.burn_sum[:cut]
         budget = 1.0 - spec.slo
-        changed: list[Alert] = []
+        windows = []
         for rule in self.burn_rules:
-            key = f"burn:{rule.long:g}/{rule.short:g}"
             long_burn = _mean_since(judge, t - rule.long) / budget
             short_burn = _mean_since(judge, t - rule.short) / budget
             # a window needs to be mostly covered by data before it can page
             covered = t - judge.burn_t[0] >= 0.9 * rule.long
-            firing = covered and long_burn >= rule.factor and short_burn >= rule.factor
-            if firing and key not in judge.firing:
-                alert = self._burn_alert(series, rule, long_burn, short_burn, t)
-                judge.firing[key] = alert
-                changed.append(alert)
-            elif not firing and key in judge.firing:
-                changed.append(judge.firing.pop(key).resolved(t))
+            windows.append(BurnWindow(rule, rule.long, rule.short, long_burn, short_burn, covered))
+        if judge.burn_group is None:
+            judge.burn_group = BurnGroup(self.grouping)
+
+        def make(active: list[BurnWindow], severity: str, starts_at: float) -> Alert:
+            return self._burn_alert(series, active, severity, starts_at)
+
+        def level(rule: BurnRateRule) -> str:
+            return spec.severity if rule.severity == "page" else "warning"
+
+        changed = judge.burn_group.step(t, windows, make, level)
+        for alert in changed:
+            if alert.status == "resolved":
+                judge.firing.pop("burn", None)
+            else:
+                judge.firing["burn"] = alert
         return changed
 
     def _no_data(self, series: Series, judge: _Judge, t: float, value: float | None) -> list[Alert]:
@@ -493,7 +599,8 @@ class SignalsService:
         lookback = 15 * spec.interval
         events = list(self._events)
         cause = likely_cause(events, region or "global", at, lookback=lookback, lead=spec.interval)
-        cause_text, suggested = _explain(cause, region or "this service", at, lookback, spec.team)
+        links = chain(events, region or "global", at, lookback=lookback, lead=spec.interval)
+        cause_text, suggested = _explain(cause, region or "this service", at, lookback, spec.team, links)
         next_step = spec.next_step if cause is None or spec.next_step != DEFAULT_NEXT_STEP else suggested
         return region, cause_text, next_step
 
@@ -540,23 +647,25 @@ class SignalsService:
             runbook_url=spec.runbook_url,
         )
 
-    def _burn_alert(
-        self, series: Series, rule: BurnRateRule, long_burn: float, short_burn: float, t: float
-    ) -> Alert:
+    def _burn_alert(self, series: Series, windows: list[BurnWindow], severity: str, t: float) -> Alert:
+        """One alert for the burn-rate rules active on a label set (`stoic.signals.grouping`)."""
         spec = series.spec
         assert spec.slo is not None
         region, cause, next_step = self._context(series, t)
-        window = f"{_span(rule.long)}/{_span(rule.short)}"
+        lead = windows[0]
+        rule, short_burn = lead.rule, lead.short_burn
+        others = [f"{_span(w.rule.long)}/{_span(w.rule.short)}" for w in windows[1:]]
+        also = f"; also {', '.join(others)}" if others else ""
         summary = (
             f"{spec.name}{labels_text(series.labels)} is burning the {spec.slo:.3%} SLO error budget "
-            f"{short_burn:.1f}x faster than sustainable (over {_span(rule.long)} and {_span(rule.short)}) "
-            f"as of {clock_time(t)}"
+            f"{short_burn:.1f}x faster than sustainable (over {_span(rule.long)} and {_span(rule.short)}"
+            f"{also}) as of {clock_time(t)}"
         )
         return Alert(
-            id=alert_id("burn_rate", spec.name, labels_text(series.labels), window),
+            id=alert_id("burn_rate", spec.name, labels_text(series.labels)),
             kind="burn_rate",
             status="firing",
-            severity=spec.severity if rule.severity == "page" else "warning",
+            severity=severity,
             indicator=spec.name,
             region=region,
             team=spec.team,
@@ -567,16 +676,19 @@ class SignalsService:
             starts_at=t,
             value=short_burn,
             expected=rule.factor,
-            labels={**dict(series.labels), "window": window},
-            description=f"Burn rate {long_burn:.1f}x over {_span(rule.long)}, {short_burn:.1f}x over "
-            f"{_span(rule.short)}; the rule pages at {rule.factor:g}x.",
+            labels={**dict(series.labels), "slo": f"{spec.slo:g}"},
+            description=burn_description(windows),
             runbook_url=spec.runbook_url,
         )
 
     def _write_history(self, rows: list[Any], alerts: list[Alert]) -> None:
         """Write rows and alerts, what earlier failed first; a locked database is retried at the
         next evaluation, never raised. Pushed samples are forgotten only once their points are
-        in history."""
+        in history. History older than `keep_days` is pruned once an hour."""
+        try:
+            self.history.maybe_prune(self.clock())
+        except sqlite3.Error as exc:
+            log.warning("history %s: prune failed (%s); will retry", self.history.path, exc)
         with self.store.lock:
             if rows or alerts:
                 self._backlog.append((rows, alerts))
@@ -622,6 +734,8 @@ class SignalsService:
         series_out = []
         with self.store.lock:
             for s in self._all_series():
+                if s.spec.churn:  # one series per customer: named only in the churn list, by token
+                    continue
                 judge = _judge(s)
                 series_out.append(
                     {
@@ -642,6 +756,8 @@ class SignalsService:
             events = [e.to_dict() for e in self._events if e.at >= since]
         view: dict[str, Any] = {"interval": self.interval, "now": now, "series": series_out}
         view.update(alerts=self.alerts(), events=events)
+        if self.churn is not None:  # who is at risk, for the operator's churn panel
+            view["churn"] = [r.to_dict() for r in self.churn.top(10, at=now)]
         return view
 
     def close(self, timeout: float = 5.0) -> None:
@@ -657,6 +773,28 @@ class SignalsService:
         self.pending.close()
 
 
+def churn_model(config: SignalsConfig, clock: Callable[[], float]) -> ChurnRisk | None:
+    """The churn model the indicators file declares (indicators with `churn = ...`), with the
+    accounts of `[churn] accounts`; None when no indicator declares churn."""
+    roles: dict[str, list[str]] = {"activity": [], "problem": [], "own_error": []}
+    for spec in config.indicators:
+        if spec.churn:
+            roles[spec.churn].append(churn_signal(spec))
+    if not roles["activity"]:
+        return None
+    accounts = config.path(config.churn.accounts) if config.churn.accounts else None
+    return ChurnRisk(
+        activity=roles["activity"],
+        problems=roles["problem"],
+        own_errors=roles["own_error"],
+        accounts=accounts,
+        utc_offset=config.churn.utc_offset,
+        alert_at=config.churn.alert_at,
+        max_accounts=max(100_000, sum(s.max_series for s in config.indicators if s.churn)),
+        clock=clock,
+    )
+
+
 def _judge(series: Series) -> _Judge:
     """The judging state of a label set, made on first use (its own detector)."""
     if series.state is None:
@@ -666,6 +804,8 @@ def _judge(series: Series) -> _Judge:
                 spec.interval,
                 direction=spec.direction,
                 count=spec.kind in ("count", "latency"),
+                # a season needs two intervals at least: a daily indicator learns the week only
+                seasons=tuple(s for s in (DAY, 7 * DAY) if s >= 2 * spec.interval),
                 warmup=min(60, max(5, int(3600 // spec.interval))),
             ),
             deque(maxlen=_POINTS_SHOWN),

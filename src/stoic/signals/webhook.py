@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,14 +20,15 @@ import httpx
 
 from stoic.signals import _validate
 from stoic.signals import alertmanager as am
-from stoic.signals.alerts import Alert
+from stoic.signals.alerts import Alert, iso
 from stoic.signals.outbox import DeliveryRetry, Notification, Outbox, Row
+from stoic.signals.silences import Silence, Silences
 
 log = logging.getLogger("stoic.signals.webhook")
 
 # Alertmanager expects a client to re-send firing alerts every 30 s to 3 min.
 REPEAT_INTERVAL = 60.0
-APIS = ("webhook", "alertmanager")
+APIS = ("webhook", "alertmanager", "slack")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +37,10 @@ class WebhookReceiver:
 
     `timeout` bounds one POST; `repeat_interval` (seconds) overrides the router's interval
     between re-sends of a firing alert to this receiver. `api` is "webhook" (the Alertmanager
-    webhook body, for chat bridges and on-call tools) or "alertmanager" (`url` is an
-    Alertmanager's `/api/v2/alerts`; see `stoic.signals.alertmanager.alertmanager_receiver`).
+    webhook body, for chat bridges and on-call tools), "slack" (a Slack incoming-webhook body,
+    `{"text": ...}`, which Mattermost, Rocket.Chat and Teams' Slack connectors also take) or
+    "alertmanager" (`url` is an Alertmanager's `/api/v2/alerts`; see
+    `stoic.signals.alertmanager.alertmanager_receiver`).
     """
 
     name: str
@@ -97,10 +100,30 @@ def alertmanager_payload(alerts: list[Alert], receiver: str, *, external_url: st
     }
 
 
+def slack_payload(alerts: list[Alert]) -> dict[str, object]:
+    """A Slack incoming-webhook body for one group of alerts: one `text`, firing first, each
+    alert as its summary, cause and next step."""
+    lines = []
+    for a in sorted(alerts, key=lambda a: a.status != "firing"):
+        mark = "RESOLVED" if a.status == "resolved" else a.severity.upper()
+        lines.append(f"*[{mark}] {a.summary}*")
+        if a.status == "firing":
+            lines.append(f"Cause: {a.cause}")
+            lines.append(f"Next: {a.next_step}")
+            if a.runbook_url:
+                lines.append(f"Runbook: {a.runbook_url}")
+    return {"text": "\n".join(lines)}
+
+
 Post = Callable[[WebhookReceiver, dict[str, object]], None]
 
 
 def _post(receiver: WebhookReceiver, payload: dict[str, object]) -> None:
+    if am.SILENCE in payload:  # a silence for Alertmanager, next to its alerts API
+        url = am.silences_url(receiver.url)
+        response = httpx.post(url, json=payload[am.SILENCE], timeout=receiver.timeout)
+        response.raise_for_status()
+        return
     # Alertmanager's API takes a bare list; the outbox keeps it inside an object
     body = payload.get(am.BODY, payload)
     response = httpx.post(receiver.url, json=body, timeout=receiver.timeout)
@@ -120,6 +143,11 @@ class AlertRouter:
     `outbox` is an `Outbox` or a path to its SQLite file; None keeps notifications in memory,
     lost on restart. Notifications a previous process left undelivered in the same file are
     delivered by this one.
+
+    `silences` (a `Silences`): a firing alert that `admit` marks as silenced is held, not
+    written to the outbox; `release` delivers it if it still fires when its silence ends. Every
+    silence added to it is also posted to each Alertmanager receiver's `/api/v2/silences`,
+    through the outbox (retried like any notification).
     """
 
     def __init__(
@@ -133,6 +161,7 @@ class AlertRouter:
         outbox: Outbox | str | Path | None = None,
         retry: DeliveryRetry | None = None,
         poll: float = 1.0,
+        silences: Silences | None = None,
     ) -> None:
         self.receivers = {r.name: r for r in receivers or []}
         self.repeat_interval = _validate.number("repeat_interval", repeat_interval, low=1.0, high=7 * 86400.0)
@@ -149,6 +178,11 @@ class AlertRouter:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._passes = 0
+        self.silences = silences if silences is not None else Silences(clock=clock)
+        self.silences.listen(self._mirror_silence)
+        self.held: dict[str, Alert] = {}  # alert id -> a firing alert a silence holds back
+        self.silenced: deque[dict[str, object]] = deque(maxlen=500)  # what was held, newest last
+        self.silenced_count = 0  # every firing alert held back since start
         if self.outbox.restart(clock(), owner=self._owner):
             self.start()  # a previous process left pages undelivered
 
@@ -156,10 +190,86 @@ class AlertRouter:
         with self._lock:
             self.receivers[receiver.name] = receiver
 
+    # ---- silences ------------------------------------------------------------------------------
+    def admit(self, alert: Alert, now: float | None = None) -> Alert:
+        """`alert` as it will be routed: a firing alert an active silence matches is marked
+        `silenced_by` (a maintenance window is also named as its cause); one raised beyond the
+        blast radius of a running experiment says so, naming the experiment and its kill switch."""
+        if alert.status != "firing":
+            return alert
+        now = self.clock() if now is None else now
+        labels = alert.label_set()
+        silence = self.silences.silencing(labels, now)
+        if silence is not None:
+            cause = alert.cause
+            if silence.kind == "maintenance" and silence.comment not in cause:
+                cause = f"Announced maintenance: {silence.comment} (by {silence.created_by}). {cause}"
+            return replace(alert, silenced_by=silence.id, cause=cause)
+        notes = [
+            f"Beyond the expected blast radius of {s.comment} ({s.describe()}): "
+            f"stop it with {s.kill_switch or 'its kill switch'}."
+            for s in self.silences.exceeded(labels, now)
+        ]
+        if not notes or notes[0] in alert.cause:
+            return replace(alert, silenced_by="")
+        return replace(alert, silenced_by="", cause=" ".join([*notes, alert.cause]))
+
+    def release(self, now: float | None = None) -> list[Alert]:
+        """Route the held alerts whose silence has ended (or no longer matches); returns them."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            held = list(self.held.values())
+        out = []
+        for alert in held:
+            again = self.admit(alert, now)
+            if not again.silenced_by:
+                with self._lock:
+                    self.held.pop(alert.id, None)
+                self.route(again)
+                out.append(again)
+        return out
+
+    def _mirror_silence(self, silence: Silence) -> None:
+        with self._lock:
+            managers = [r for r in self.receivers.values() if r.api == "alertmanager"]
+        notes = [
+            Notification(
+                r.name,
+                f"silence:{silence.id}",
+                "silence",
+                silence.starts_at,
+                r.url,
+                r.timeout,
+                {am.SILENCE: silence.to_alertmanager(iso)},
+            )
+            for r in managers
+        ]
+        if notes:
+            self.outbox.put(notes, owner=self._owner, now=self.clock())
+            self.start()
+            self._wake.set()
+
     # ---- the caller's side: fast, no network ------------------------------------------------
     def route(self, alert: Alert) -> int:
         """Write `alert` to the outbox for each of its receivers and wake the worker; returns how
-        many notifications were written. Never does network I/O, never raises for delivery."""
+        many notifications were written. Never does network I/O, never raises for delivery. A
+        firing alert marked `silenced_by` (see `admit`) is held instead: recorded, not sent."""
+        if alert.status == "firing" and alert.silenced_by:
+            with self._lock:
+                self.held[alert.id] = alert
+                self.silenced_count += 1
+            self.silenced.append(
+                {
+                    "at": self.clock(),
+                    "alert_id": alert.id,
+                    "summary": alert.summary,
+                    "silence": alert.silenced_by,
+                }
+            )
+            return 0
+        if alert.status == "resolved":
+            with self._lock:
+                self.held.pop(alert.id, None)
         count = self._enqueue(alert)
         if count:
             self.start()
@@ -178,6 +288,8 @@ class AlertRouter:
             repeat = receiver.repeat_interval or self.repeat_interval
             if receiver.api == "alertmanager":
                 payload = am.payload([alert], self.external_url)
+            elif receiver.api == "slack":
+                payload = slack_payload([alert])
             else:
                 payload = alertmanager_payload([alert], receiver.name, external_url=self.external_url)
             notes.append(
@@ -190,6 +302,7 @@ class AlertRouter:
                     receiver.timeout,
                     payload,
                     repeat,
+                    alert.revision,
                 )
             )
         self.outbox.put(notes, owner=self._owner, now=self.clock())
@@ -233,7 +346,9 @@ class AlertRouter:
             receiver = self.receivers.get(n.receiver)
         if receiver is None:  # written by a process that knew this receiver
             receiver = WebhookReceiver(n.receiver, n.url, n.timeout)
-        if not self.outbox.claim(row.seq, now, now + receiver.timeout + 30.0):
+        # the lease covers the real time a POST may take, even under an injected clock that
+        # runs behind (or jumps ahead of) the wall: no other thread claims it while in flight
+        if not self.outbox.claim(row.seq, now, max(now, time.time()) + receiver.timeout + 30.0):
             return None
         error = ""
         try:

@@ -53,10 +53,13 @@ READ_ROUTES: list[BaseRoute] = [
 ]
 WRITE_ROUTES: list[BaseRoute] = [
     Route("/api/dependencies/{name:path}/breaker", h.api_breaker, methods=["POST"]),
+    Route("/api/dependencies/{name:path}/configure", h.api_configure, methods=["POST"]),
     Route("/api/indicators", h.api_ingest, methods=["POST"]),
     Route("/api/signals/ingest", h.api_ingest, methods=["POST"]),
     Route("/api/fit/scenarios", h.api_scenario_add, methods=["POST"]),
     Route("/api/fit/scenarios/{name}", h.api_scenario_remove, methods=["DELETE"]),
+    # Reads, but names customers: only the operator's view serves it, behind the token.
+    Route("/api/churn", h.api_churn, methods=["GET"]),
 ]
 MAX_STREAMS = 100
 

@@ -210,6 +210,37 @@ async def api_breaker(request: Request) -> Response:
     return _ok({"name": name, "state": dependency.breaker.state})
 
 
+async def api_configure(request: Request) -> Response:
+    """Change a running dependency's settings (`Dependency.configure`): a JSON object with any of
+    timeout, breaker, bulkhead, retry, each policy a table of its fields as in a guard TOML file;
+    classes and functions by dotted name, from modules the process has already loaded."""
+    from stoic.guard import ConfigError
+    from stoic.guard.loader import settings
+
+    src = sources(request)
+    denied = check_token(request, src.token)
+    if denied is not None:
+        return denied
+    name = request.path_params["name"]
+    dependency = find(src.registry, name)
+    if dependency is None or not callable(getattr(dependency, "configure", None)):
+        if src.merge is not None:
+            message = "a merged view has no dependencies to configure: use the process's own dashboard"
+            return error(409, message, "name")
+        return _not_found(name)
+    body = await json_body(request)
+    if isinstance(body, dict) and "fallbacks" in body:
+        message = "cannot be changed over HTTP: fallbacks run code; configure them in the service"
+        return error(400, message, "fallbacks")
+    try:
+        dependency.configure(**settings(body, "body", imports=False))
+    except ConfigError as exc:
+        message = str(exc)
+        field = message.split(":", 1)[0] if message.startswith("body") else "body"
+        return error(400, message, field)
+    return _ok({"name": name, "timeout": dependency.timeout, "settings": sorted(body)})
+
+
 async def api_indicators(request: Request) -> Response:
     src = sources(request)
     # Public without credentials; a request that offers a token must offer the right one.
@@ -239,6 +270,22 @@ async def api_ingest(request: Request) -> Response:
         field = getattr(exc, "field", None) or str(exc).partition(":")[0] or "body"
         return error(400, str(exc), field)
     return _ok(accepted, status=202)
+
+
+async def api_churn(request: Request) -> Response:
+    """The accounts most at risk of churning, with who they are: the operator's churn panel.
+    Behind the token always (it names customers); the support view does not route it."""
+    src = sources(request)
+    denied = check_token(request, src.token)
+    if denied is not None:
+        return denied
+    if src.signals is None:
+        return _ok({"declared": False, "accounts": []})
+    view = await run_in_threadpool(indicator_view, src.signals, 60.0)
+    churn = view.get("churn")
+    # A source that declares no churn model sends no "churn" key: the panel says so, not "none".
+    accounts = [r for r in churn if isinstance(r, dict)] if isinstance(churn, list) else []
+    return _ok({"declared": isinstance(churn, list), "accounts": accounts})
 
 
 async def api_chaos(request: Request) -> JSONResponse:

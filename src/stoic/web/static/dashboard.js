@@ -339,6 +339,40 @@ $("scenarios").addEventListener("click", async (event) => {
   } catch (err) { say(err.message, "error"); }
 });
 
+// --- churn panel (operator's view only: it names customers, so it is read with the token) ---
+function churnRow(r) {
+  const who = r.name ? `${esc(r.name)} <span class="muted">${esc(r.account)}</span>` : esc(r.account);
+  const why = Object.entries(r.reasons || {}).filter(([, v]) => v > 0).map(([k]) => esc(k)).join("; ") || esc(r.kind);
+  return `<tr data-account="${esc(r.account)}"><td>${who}</td><td>${esc(r.segment || "-")}</td><td>${esc(r.owner || "-")}</td>
+    <td class="n">${typeof r.value === "number" ? esc(r.value.toLocaleString("en-US")) : "-"}</td><td class="n risk">${num(r.score, 2)}</td><td>${why}</td><td class="small">${esc(r.next_step)}</td></tr>`;
+}
+
+async function loadChurn() {
+  const el = $("churn");
+  if (!token()) return;
+  try {
+    const data = await control("GET", "api/churn");
+    $("churn-message").textContent = "";
+    if (!data.declared) {
+      el.innerHTML = '<tr><td colspan="7" class="muted">No churn model: declare an indicator with churn = "activity".</td></tr>';
+    } else if (!data.accounts.length) {
+      el.innerHTML = '<tr><td colspan="7" class="muted">No account at risk.</td></tr>';
+    } else {
+      el.innerHTML = data.accounts.map(churnRow).join("");
+    }
+  } catch (err) {
+    const m = $("churn-message");
+    m.textContent = err.message;
+    m.dataset.kind = "error";
+  }
+}
+
+if ($("churn-section")) {
+  $("churn-load").addEventListener("click", () => loadChurn());
+  loadChurn();
+  setInterval(loadChurn, 60000);  // scores move by the day: once a minute is plenty
+}
+
 // --- live updates ---
 const link = $("link");
 let source = null;
