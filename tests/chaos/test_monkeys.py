@@ -253,3 +253,31 @@ def test_chaos_monkeys_odds_follow_netflix() -> None:
     rarer = kills_per_day(ChaosMonkey(mean_time_between_kills=4 * 86400.0, min_time_between_kills=0), 400)
     assert 0.19 <= len(rarer) / 400 <= 0.31 and all(len(times) == 1 for times in rarer.values())
     assert daily_odds(2 * 86400.0) == 0.5 and daily_odds(3600.0) == 1.0 and daily_odds(None) == 1.0
+
+
+def test_conformity_reports_unguarded_connections_to_the_apps_owner(
+    supervisor: Supervisor, sleeper_argv: list[str]
+) -> None:
+    """calls_guarded reads what services' reviews found (`stoic.guard.review`): one finding per
+    call site, to the owner of the app that made the connection."""
+    import socket
+
+    from stoic.chaos import calls_guarded
+    from stoic.guard.review import Review
+
+    supervisor.start(sleeper_argv, app="api", zone="a", owner="api-team")
+    listener = socket.create_server(("127.0.0.1", 0))
+    with Review() as review:
+        for _ in range(3):  # one call site, three connections: one finding
+            socket.create_connection(listener.getsockname()).close()
+    listener.close()
+    found = [{"app": "api", "address": f.address, "site": f.site} for f in review.findings]
+    found.append({"app": "batch", "address": "10.0.0.9:5432", "site": "jobs.py:12 in nightly"})
+    monkey = ConformityMonkey([calls_guarded], notifier=Inbox(), dependencies=list, unguarded=lambda: found)
+    findings = monkey.check(supervisor.fleet())
+    assert [f.owner for f in findings] == ["api-team", "unowned"]
+    assert {f.rule for f in findings} == {"calls_guarded"}
+    assert findings[0].subject == f"api: {review.findings[0].site}" and __file__ in findings[0].subject
+    nightly = "batch connects to 10.0.0.9:5432 outside a guarded call, from jobs.py:12 in nightly"
+    assert findings[1].message == nightly
+    assert ConformityMonkey([calls_guarded], dependencies=list).check(supervisor.fleet()) == []

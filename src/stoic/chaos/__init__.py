@@ -5,6 +5,7 @@
 - Monkeys: `ChaosMonkey`, `LatencyMonkey`, `ChaosGorilla`, `ChaosKong`, `ConformityMonkey`.
 - Rails: `Schedule`, `BlastRadius`, `KillSwitch`, outage checks, leashed mode, `AuditLog`.
 - `SimianArmy` runs the monkeys; `install()` serves the fault board to a process.
+- `KongDrill`, `KongSchedule`: region evacuations judged like experiments, run on a `Cadence`.
 - `Experiment`: a fault for a share of requests, judged against a control cohort, ending in a verdict;
   `StopConditions` halt every monkey and experiment; `plan()` suggests one experiment per dependency.
 """
@@ -22,6 +23,7 @@ from .conformity import (
     ConformityMonkey,
     Finding,
     Rule,
+    calls_guarded,
     fallback_verified,
     has_fallback,
     has_owner,
@@ -30,12 +32,13 @@ from .conformity import (
 from .experiment import VERDICTS, Experiment, Hypothesis, KpiCheck, Verdict, verified_fallbacks
 from .fleet import GROUPINGS, Fleet, Grouping, Member, group_key
 from .instance import Instance
+from .kong_drill import KONG, KongDrill, KongEntry, KongSchedule, evacuation
 from .latency_monkey import LatencyMonkey
 from .notify import Inbox, LogNotifier, Notifier, WebhookNotifier
 from .outages import ChaosGorilla, ChaosKong
 from .plan import PlannedExperiment, plan
 from .safety import BlastRadius, KillSwitch, OutageCheck, open_breakers_outage, url_outage
-from .schedule import Schedule
+from .schedule import Cadence, Schedule
 from .stop import PrometheusSignals, StopConditions, StopSignals
 from .supervisor import Supervisor
 from .targets import ProcessTarget, Target
@@ -55,6 +58,7 @@ __all__ = [
     "BOARD_ENV",
     "DEFAULT_RULES",
     "GROUPINGS",
+    "KONG",
     "OUTCOMES",
     "VERDICTS",
     "Action",
@@ -64,6 +68,7 @@ __all__ = [
     "AuditLog",
     "BlastRadius",
     "BoardInjector",
+    "Cadence",
     "ChaosConfigError",
     "ChaosGorilla",
     "ChaosKong",
@@ -81,6 +86,9 @@ __all__ = [
     "Inbox",
     "Instance",
     "KillSwitch",
+    "KongDrill",
+    "KongEntry",
+    "KongSchedule",
     "KpiCheck",
     "LatencyMonkey",
     "LogNotifier",
@@ -103,6 +111,8 @@ __all__ = [
     "Target",
     "Verdict",
     "WebhookNotifier",
+    "calls_guarded",
+    "evacuation",
     "fallback_verified",
     "free_port",
     "group_key",

@@ -4,6 +4,10 @@ The Latency Monkey posts `FaultRule`s; each process runs `install()` once, which
 `BoardInjector` as `stoic.guard`'s process-wide injector. The injector looks at the file at most
 every 100 ms (one `stat`), re-reads it only when it changed, and ignores every rule while the
 kill-switch file next to it exists.
+
+The same file holds FIT's fleet-wide catalogue (`stoic.fit.Catalog(board=...)`) in its own
+``scenarios`` section: each side rewrites only its own section, under one lock (`stoic.fit._board`),
+so neither drops the other's entries.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import logging
 import math
 import os
 import random
-import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+# the one writer of the board file's format, shared with FIT's catalogue section
+from stoic.fit._board import BOARD_ENV, KILL_SWITCH_FILE, change_section
 
 from ._errors import ChaosConfigError
 
@@ -29,10 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stoic.chaos.board")
 
-#: environment variable naming the board file for `install()`
-BOARD_ENV = "STOIC_FAULT_BOARD"
-#: file name of the kill switch, next to the board
-KILL_SWITCH_FILE = "kill-switch"
 FAULT_KINDS = ("delay", "error", "timeout", "reject")
 
 
@@ -123,29 +125,28 @@ class FaultBoard:
 
     def post(self, *rules: FaultRule) -> None:
         """Add rules (expired ones are dropped on the way)."""
-        with self._lock:
-            self._write([*self.rules(), *rules])
+        self._change(lambda current: [*current, *rules])
 
     def remove(self, monkey: str) -> None:
         """Remove the rules a monkey posted."""
-        with self._lock:
-            self._write([r for r in self.rules() if r.monkey != monkey])
+        self._change(lambda current: [r for r in current if r.monkey != monkey])
 
     def clear(self) -> None:
-        with self._lock:
-            self._write([])
+        self._change(lambda current: [])
 
-    def _write(self, rules: Iterable[FaultRule]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"version": 1, "rules": [r.to_dict() for r in rules]}, indent=1)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".faults-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(body)
-            os.replace(tmp, self.path)  # atomic: a reader sees the old file or the new one
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def _change(self, change: Callable[[list[FaultRule]], Iterable[FaultRule]]) -> None:
+        """Rewrite the rules (read, changed and written under the board's lock, so a concurrent
+        writer of either section is never lost; the FIT scenarios are kept as they are)."""
+
+        def rules(items: list[Any]) -> list[Any]:
+            current = [r for r in _parse(items, self.path) if r.active()]
+            return [r.to_dict() for r in change(current)]
+
+        with self._lock:
+            try:
+                change_section(self.path, "rules", rules)
+            except ValueError as exc:  # an unreadable board is not overwritten
+                raise ChaosConfigError(f"fault board {self.path}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"FaultBoard({str(self.path)!r})"
@@ -168,6 +169,10 @@ def read_rules(path: Path) -> list[FaultRule]:
     if not isinstance(raw, list):
         log.warning('fault board %s ignored: it must hold {"rules": [...]}', path)
         return []
+    return _parse(raw, path)
+
+
+def _parse(raw: list[Any], path: Path) -> list[FaultRule]:
     rules = []
     for i, item in enumerate(raw):
         try:

@@ -28,6 +28,7 @@ from .clock import Clock, CompressedClock, SystemClock
 from .conformity import (
     ConformityMonkey,
     Rule,
+    calls_guarded,
     fallback_verified,
     has_fallback,
     has_owner,
@@ -238,6 +239,7 @@ _RULES: dict[str, Callable[[int], Rule]] = {
     "runs_in_zones": runs_in_zones,
     "has_owner": lambda zones: has_owner,
     "fallback_verified": lambda zones: fallback_verified,
+    "calls_guarded": lambda zones: calls_guarded,
 }
 _CONFORMITY: dict[str, Reader] = {
     "rules": _rules,
@@ -580,7 +582,8 @@ def _monkeys(
     if "conformity" in tables:
         c = dict(tables["conformity"])
         zones = c.pop("min_zones", 2)
-        rules = [_RULES[n](zones) for n in c.pop("rules", ["has_fallback", "runs_in_zones", "has_owner"])]
+        default = ["has_fallback", "runs_in_zones", "has_owner", "calls_guarded"]
+        rules = [_RULES[n](zones) for n in c.pop("rules", default)]
         notifier = _notifier(c.pop("webhook", None))
         out.append(ConformityMonkey(rules, notifier=notifier, owners=owners, **c))
     return out

@@ -37,13 +37,16 @@ class Finding:
 
 @dataclass(frozen=True)
 class Facts:
-    """What the rules look at: the fleet, dependency snapshots, the app -> owner book, and the
-    dependencies whose fallback a passed experiment verified (dependency -> its audit entry)."""
+    """What the rules look at: the fleet, dependency snapshots, the app -> owner book, the
+    dependencies whose fallback a passed experiment verified (dependency -> its audit entry), and
+    the outbound connections services made outside a guarded call (each a mapping with `app`,
+    `address` and `site`, as `stoic.guard.review` finds them)."""
 
     fleet: Fleet
     dependencies: Sequence[Mapping[str, Any]]
     owners: Mapping[str, str]
     verified: Mapping[str, AuditEntry] = field(default_factory=dict)
+    unguarded: Sequence[Mapping[str, Any]] = ()
 
     def owner_of(self, app: str) -> str | None:
         if self.owners.get(app):
@@ -91,6 +94,23 @@ def verified_lines(facts: Facts) -> list[str]:
     ]
 
 
+def calls_guarded(facts: Facts) -> Iterable[Finding]:
+    """Every outbound connection is made inside a guarded call: a service whose calls are not
+    wrapped does not pass review. One finding per call site, to the app's owner."""
+    seen: set[tuple[str, str]] = set()
+    for found in facts.unguarded:
+        app, site = str(found.get("app", "")), str(found.get("site", "unknown"))
+        if (app, site) in seen:
+            continue
+        seen.add((app, site))
+        yield Finding(
+            "calls_guarded",
+            f"{app}: {site}",
+            facts.owner_of(app) or UNOWNED,
+            f"{app} connects to {found.get('address')} outside a guarded call, from {site}",
+        )
+
+
 def runs_in_zones(min_zones: int = 2) -> Rule:
     """Every app runs alive instances in at least `min_zones` zones."""
     if min_zones < 1:
@@ -126,7 +146,7 @@ def has_owner(facts: Facts) -> Iterable[Finding]:
             )
 
 
-DEFAULT_RULES: tuple[Rule, ...] = (has_fallback, runs_in_zones(2), has_owner)
+DEFAULT_RULES: tuple[Rule, ...] = (has_fallback, runs_in_zones(2), has_owner, calls_guarded)
 
 
 def guard_snapshots() -> list[dict[str, Any]]:
@@ -140,7 +160,10 @@ class ConformityMonkey:
     """Checks `rules` at most every `every` chaos-clock seconds and sends each owner their findings.
 
     `dependencies` returns dependency snapshots (default: this process's `stoic.guard` registry);
-    `owners` maps app -> owner (instances may also carry an owner).
+    `unguarded` returns the connections services made outside a guarded call (mappings with
+    `app`, `address`, `site`; e.g. the `unguarded` lists of the demo services' `/guard` endpoints,
+    which each run a `stoic.guard.review.Review`); `owners` maps app -> owner (instances may also
+    carry an owner).
     """
 
     name = "conformity-monkey"
@@ -151,6 +174,7 @@ class ConformityMonkey:
         *,
         notifier: Notifier | None = None,
         dependencies: Callable[[], Sequence[Mapping[str, Any]]] = guard_snapshots,
+        unguarded: Callable[[], Sequence[Mapping[str, Any]]] = tuple,
         owners: Mapping[str, str] | None = None,
         every: float = 86400.0,
         schedule: Schedule | None = None,
@@ -159,6 +183,7 @@ class ConformityMonkey:
         self.rules = tuple(rules)
         self.notifier: Notifier = notifier or LogNotifier()
         self.dependencies = dependencies
+        self.unguarded = unguarded
         self.owners = dict(owners or {})
         self.every = every
         self.schedule = schedule
@@ -173,7 +198,7 @@ class ConformityMonkey:
             from .experiment import verified_fallbacks
 
             verified = verified_fallbacks(audit)
-        return Facts(fleet, list(self.dependencies()), self.owners, verified)
+        return Facts(fleet, list(self.dependencies()), self.owners, verified, list(self.unguarded()))
 
     def check(self, fleet: Fleet, audit: AuditLog | None = None) -> list[Finding]:
         """Run every rule now (`audit`: where passed experiments are read from)."""

@@ -252,7 +252,122 @@ class _Cohort:
         return out
 
 
-class Experiment:
+def _observation(ok: object, latency: object, values: Mapping[str, float] | None) -> dict[str, float]:
+    """One finished request's values, checked: `ok` a bool, `latency` seconds or None, `values`
+    finite numbers by name."""
+    if not isinstance(ok, bool):
+        raise TypeError(f"ok must be True or False; got {ok!r}")
+    seconds = isinstance(latency, int | float) and not isinstance(latency, bool)
+    if latency is not None and (not seconds or not math.isfinite(latency) or latency < 0):  # type: ignore[arg-type,operator]
+        raise ValueError(f"latency must be seconds >= 0 or None; got {latency!r}")
+    clean: dict[str, float] = {}
+    for key, value in (values or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"values[{key!r}] must be a finite number; got {value!r}")
+        clean[str(key)] = float(value)
+    return clean
+
+
+class _Trial:
+    """What an experiment and a Kong drill share: a treatment and a control cohort of finished
+    requests, judged by the same tests, a halt on the kill switch or a stop condition, and a run
+    that checks until the verdict. Subclasses set the attributes below and give `start`, `check`,
+    `_finish` and `_too_little`."""
+
+    name: str
+    hypotheses: tuple[Hypothesis, ...]
+    min_samples: int
+    alpha: float
+    abort_alpha: float
+    check_every: float
+    kill_switch: KillSwitch | None
+    stop_conditions: StopConditions | None
+    verdict: Verdict | None
+    started: float | None
+
+    def _new_cohorts(self) -> None:
+        self._cohorts: dict[str, _Cohort] = {"treatment": _Cohort(), "control": _Cohort()}
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    def _count(
+        self, cohort: str, ok: bool, latency: float | None, started: bool | None, values: dict[str, float]
+    ) -> None:
+        """Add one checked request to `cohort` (nothing once there is a verdict)."""
+        with self._lock:
+            if self.verdict is None:
+                seconds = None if latency is None else float(latency)
+                self._cohorts[cohort].add(ok, seconds, ok if started is None else started, values)
+
+    def samples(self) -> tuple[int, int]:
+        """Requests counted so far: (treatment, control)."""
+        with self._lock:
+            return self._cohorts["treatment"].requests, self._cohorts["control"].requests
+
+    def checks(self, alpha: float | None = None) -> list[KpiCheck]:
+        """Every hypothesis judged now; a breach needs `alpha` significance (default: `abort_alpha`)."""
+        level = self.abort_alpha if alpha is None else alpha
+        with self._lock:
+            t, c = self._cohorts["treatment"].copy(), self._cohorts["control"].copy()
+        return [judge(h, t, c, level, self.min_samples) for h in self.hypotheses]
+
+    def _halt_reason(self) -> str:
+        if self.kill_switch is not None and self.kill_switch.engaged:
+            return f"kill switch on ({self.kill_switch.reason()})"
+        if self.stop_conditions is not None:
+            return self.stop_conditions.reason()
+        return ""
+
+    def _final(self) -> tuple[str, str, list[KpiCheck]]:
+        """(outcome, reason, checks) at the end: failed on a breach, inconclusive while a KPI lacks
+        `min_samples` per cohort, else passed."""
+        checks = self.checks(self.alpha)
+        judged = [c for c in checks if min(c.samples) >= self.min_samples]
+        breached = [c for c in judged if c.breached]
+        if breached:
+            why = "; ".join(f"{c.describe()} beyond tolerance {_tolerance(c)}" for c in breached)
+            return "failed", why, checks
+        if len(judged) < len(checks):
+            short = ", ".join(c.kpi for c in checks if c not in judged)
+            return "inconclusive", self._too_little(self.samples(), short), checks
+        return "passed", "; ".join(c.describe() for c in checks), checks
+
+    def _too_little(self, samples: tuple[int, int], short: str) -> str:
+        raise NotImplementedError
+
+    def start(self) -> AuditEntry:
+        raise NotImplementedError
+
+    def check(self) -> Verdict | None:
+        raise NotImplementedError
+
+    def _finish(self) -> Verdict:
+        raise NotImplementedError
+
+    def _until_verdict(self, span: float, progress: Callable[[Any], None] | None = None) -> Verdict:
+        """Start if needed, then `check` every `check_every` seconds until a verdict (bounded by
+        `span` plus a few checks)."""
+        if self.started is None:
+            self.start()
+        deadline = time.monotonic() + span + 2 * self.check_every + 5.0
+        for _ in range(int((span + 10.0) / self.check_every) + 10):
+            verdict = self.check()
+            if verdict is not None:
+                return verdict
+            if progress is not None:
+                progress(self)
+            if time.monotonic() > deadline:
+                break
+            self._done.wait(self.check_every)
+        return self.verdict or self._finish()
+
+    def wait(self, timeout: float | None = None) -> Verdict | None:
+        """The verdict, waiting up to `timeout` seconds for it."""
+        self._done.wait(timeout)
+        return self.verdict
+
+
+class Experiment(_Trial):
     """One experiment: `fault` (a FIT scenario: error, delay, timeout or reject on its dependencies) for
     `share` of requests, judged by `hypotheses` against a control cohort of the same size.
 
@@ -267,7 +382,8 @@ class Experiment:
     - `stop`: `StopConditions`; any of them aborts the experiment
     - `codec`: signs the FIT header carried by treatment requests (`headers`); without one, bind
       `plan(request_id)` in process
-    - `context`: told when the experiment starts and ends (`regions`: one event per region it touches)
+    - `context`: told when the experiment starts and ends (`regions`: one event per region it touches);
+      a `stoic.signals` sink also silences the alerts expected in those regions while it runs
 
     >>> exp = Experiment("recs-fallback", Scenario("recs-fallback", "personalisation"),
     ...                  [Hypothesis("error_rate", 0.01)], share=0.05, duration=60, audit=AuditLog())
@@ -341,15 +457,17 @@ class Experiment:
             message=f"injected by experiment {name}",
             percent=self.share * 100.0,
             ttl=self.duration + 60.0,
+            status=fault.status,
+            retry_after=fault.retry_after,
+            result=fault.result,
         )
         self.halt = KillSwitch()  # the experiment's own switch: engaged on abort and at the end
         self.verdict: Verdict | None = None
         self.started: float | None = None
-        self._cohorts: dict[str, _Cohort] = {"treatment": _Cohort(), "control": _Cohort()}
-        self._lock = threading.Lock()
+        self._silence_id = ""  # the silence a signals sink made for this experiment
+        self._new_cohorts()
         self._header: tuple[float, str] | None = None  # (signed at, monotonic; the header)
         self._thread: threading.Thread | None = None
-        self._done = threading.Event()
 
     # -- who gets what ------------------------------------------------------------------------------
 
@@ -408,70 +526,14 @@ class Experiment:
         `ok`: it answered without error; `latency`: seconds; `started`: a stream started (default:
         `ok`); `values`: other per-request KPIs by name.
         """
-        if not isinstance(ok, bool):
-            raise TypeError(f"ok must be True or False; got {ok!r}")
-        seconds = isinstance(latency, int | float) and not isinstance(latency, bool)
-        if latency is not None and (not seconds or not math.isfinite(latency) or latency < 0):
-            raise ValueError(f"latency must be seconds >= 0 or None; got {latency!r}")
-        clean: dict[str, float] = {}
-        for key, value in (values or {}).items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"values[{key!r}] must be a finite number; got {value!r}")
-            clean[str(key)] = float(value)
+        clean = _observation(ok, latency, values)
         cohort = self.cohort(request_id)
         if cohort is None or self.started is None or self.verdict is not None:
             return cohort
-        with self._lock:
-            self._cohorts[cohort].add(
-                ok, None if latency is None else float(latency), ok if started is None else started, clean
-            )
+        self._count(cohort, ok, latency, started, clean)
         return cohort
 
     # -- judging ----------------------------------------------------------------------------------
-
-    def samples(self) -> tuple[int, int]:
-        """Requests observed so far: (treatment, control)."""
-        with self._lock:
-            return self._cohorts["treatment"].requests, self._cohorts["control"].requests
-
-    def checks(self, alpha: float | None = None) -> list[KpiCheck]:
-        """Every hypothesis judged now; a breach needs `alpha` significance (default: `abort_alpha`)."""
-        level = self.abort_alpha if alpha is None else alpha
-        with self._lock:
-            t, c = self._cohorts["treatment"].copy(), self._cohorts["control"].copy()
-        return [self._judge(h, t, c, level) for h in self.hypotheses]
-
-    def _judge(self, h: Hypothesis, t: _Cohort, c: _Cohort, alpha: float) -> KpiCheck:
-        spec = h.spec
-        higher = spec.worse == "higher"
-        if spec.kind == "rate":
-            bad = {"error_rate": (t.errors, c.errors)}.get(h.kpi, (t.starts, c.starts))
-            n = (t.requests, c.requests)
-            if min(n) == 0:
-                return KpiCheck(h.kpi, None, None, 0.0, h.tolerance, 1.0, n, False)
-            rt, rc = bad[0] / n[0], bad[1] / n[1]
-            deviation = (rt - rc) if higher else (rc - rt)
-            p = two_proportions(bad[0], n[0], bad[1], n[1], "greater" if higher else "less").p_value
-            enough = min(n) >= self.min_samples
-            breached = enough and deviation > h.tolerance and p < alpha
-            return KpiCheck(h.kpi, rt, rc, deviation, h.tolerance, p, n, breached)
-        xs = t.latencies if h.kpi in KPIS else t.values.get(h.kpi, [])
-        ys = c.latencies if h.kpi in KPIS else c.values.get(h.kpi, [])
-        n = (len(xs), len(ys))
-        if min(n) == 0:
-            return KpiCheck(h.kpi, None, None, 0.0, h.tolerance, 1.0, n, False)
-        qt, qc = percentile(xs, spec.q), percentile(ys, spec.q)
-        worse = (qt - qc) if higher else (qc - qt)
-        # near zero, any difference would be infinitely relative: latencies have a floor, and a value
-        # of the caller's that moves off zero is infinitely worse
-        base = max(abs(qc), LATENCY_FLOOR) if h.kpi in KPIS else abs(qc)
-        deviation = worse / base if base else (math.inf if worse > 0 else 0.0)
-        p = mann_whitney_u(xs, ys, "greater" if higher else "less").p_value
-        enough = min(n) >= self.min_samples
-        breached = enough and deviation > h.tolerance and p < alpha
-        return KpiCheck(h.kpi, qt, qc, deviation, h.tolerance, p, n, breached)
-
-    # -- running ----------------------------------------------------------------------------------
 
     def start(self) -> AuditEntry:
         """Write the start to the audit log, then let the fault out (raises `AuditError` if it cannot
@@ -501,7 +563,31 @@ class Experiment:
         )
         self.started = self.clock()
         self._tell("chaos", f"experiment {self.name} started: {self.describe()}")
+        self._silence()
         return entry
+
+    def _silence(self) -> None:
+        # a sink that can silence (stoic.signals) holds back the alerts this experiment is expected
+        # to raise in its regions, for its duration; anything beyond that still pages, naming it
+        silence = getattr(self.context, "silence_experiment", None)
+        if silence is None or self.started is None:
+            return
+        switch = self.kill_switch
+        how = "the kill switch"
+        if switch is not None and switch.path is not None:
+            how = f"`touch {switch.path}`"
+        try:
+            made = silence(
+                self.name,
+                starts_at=self.started,
+                ends_at=self.started + self.duration,
+                created_by=self.actor,
+                regions=list(self.regions),
+                kill_switch=how,
+            )
+            self._silence_id = str(made["id"])
+        except Exception:  # the signals are told, never obeyed: the experiment runs without a silence
+            log.exception("experiment %s could not silence its expected alerts", self.name)
 
     def _group(self) -> str:
         return ",".join(self.scenario.dependencies)
@@ -514,18 +600,13 @@ class Experiment:
             "error": "errors from",
             "timeout": "timeouts from",
             "reject": "rejections from",
+            "status": f"HTTP {s.status} answers from",
+            "result": "stand-in answers from",
         }[s.kind]
         return (
             f"{what} {', '.join(s.dependencies)} for {self.share:.2%} of requests "
             f"(control {self.share:.2%}) for {self.duration:g}s"
         )
-
-    def _halt_reason(self) -> str:
-        if self.kill_switch is not None and self.kill_switch.engaged:
-            return f"kill switch on ({self.kill_switch.reason()})"
-        if self.stop_conditions is not None:
-            return self.stop_conditions.reason()
-        return ""
 
     def check(self) -> Verdict | None:
         """Judge now: abort on a kill switch, a stop condition or a significant breach; end with a
@@ -552,22 +633,13 @@ class Experiment:
 
     def _finish(self) -> Verdict:
         self.halt.engage("finished")
-        checks = self.checks(self.alpha)
-        n = self.samples()
-        judged = [c for c in checks if min(c.samples) >= self.min_samples]
-        breached = [c for c in judged if c.breached]
-        if breached:
-            why = "; ".join(f"{c.describe()} beyond tolerance {_tolerance(c)}" for c in breached)
-            return self._conclude("failed", why, checks)
-        if len(judged) < len(checks):
-            short = ", ".join(c.kpi for c in checks if c not in judged)
-            return self._conclude(
-                "inconclusive",
-                f"too little traffic: {n[0]} treatment / {n[1]} control requests; {short} needs "
-                f"{self.min_samples} per cohort",
-                checks,
-            )
-        return self._conclude("passed", "; ".join(c.describe() for c in checks), checks)
+        return self._conclude(*self._final())
+
+    def _too_little(self, samples: tuple[int, int], short: str) -> str:
+        return (
+            f"too little traffic: {samples[0]} treatment / {samples[1]} control requests; {short} needs "
+            f"{self.min_samples} per cohort"
+        )
 
     def _conclude(self, outcome: str, reason: str, checks: list[KpiCheck]) -> Verdict:
         with self._lock:
@@ -580,7 +652,7 @@ class Experiment:
                 checks,
                 self.started or 0.0,
                 self.clock(),
-                self._samples(),
+                (self._cohorts["treatment"].requests, self._cohorts["control"].requests),
                 self.describe(),
             )
         verdict = self.verdict
@@ -598,11 +670,14 @@ class Experiment:
             log.error("experiment %s ended %s; its verdict could not be audited: %s", self.name, outcome, exc)
             verdict.reason += f" (not audited: {exc})"
         self._tell("experiment", verdict.summary())
+        expire = getattr(self.context, "expire_silence", None)
+        if expire is not None and self._silence_id:  # over early: what follows is not this experiment's
+            try:
+                expire(self._silence_id, by=self.actor)
+            except Exception:
+                log.exception("experiment %s could not end its silence", self.name)
         self._done.set()
         return verdict
-
-    def _samples(self) -> tuple[int, int]:
-        return self._cohorts["treatment"].requests, self._cohorts["control"].requests
 
     def _tell(self, kind: str, description: str) -> None:
         if self.context is None:
@@ -619,19 +694,7 @@ class Experiment:
     def run(self, progress: Callable[[Experiment], None] | None = None) -> Verdict:
         """Start, check every `check_every` seconds until a verdict, and return it (bounded by
         `duration` plus one check)."""
-        if self.started is None:
-            self.start()
-        deadline = time.monotonic() + self.duration + 2 * self.check_every + 5.0
-        for _ in range(int((self.duration + 10.0) / self.check_every) + 10):
-            verdict = self.check()
-            if verdict is not None:
-                return verdict
-            if progress is not None:
-                progress(self)
-            if time.monotonic() > deadline:
-                break
-            self._done.wait(self.check_every)
-        return self.verdict or self._finish()
+        return self._until_verdict(self.duration, progress)
 
     def start_background(self) -> None:
         """`start()`, then judge on a background thread; `wait()` for the verdict."""
@@ -639,14 +702,42 @@ class Experiment:
         self._thread = threading.Thread(target=self.run, name=f"experiment-{self.name}", daemon=True)
         self._thread.start()
 
-    def wait(self, timeout: float | None = None) -> Verdict | None:
-        """The verdict, waiting up to `timeout` seconds for it."""
-        self._done.wait(timeout)
-        return self.verdict
-
     def __repr__(self) -> str:
         state = self.verdict.outcome if self.verdict else ("running" if self.running else "not started")
         return f"Experiment({self.name!r}, {self.describe()}, {state})"
+
+
+def judge(h: Hypothesis, t: _Cohort, c: _Cohort, alpha: float, min_samples: int) -> KpiCheck:
+    """One hypothesis judged on two cohorts: `t` (the one under the fault) against `c` (the one
+    without); a breach needs `min_samples` requests in each and `alpha` significance."""
+    spec = h.spec
+    higher = spec.worse == "higher"
+    if spec.kind == "rate":
+        bad = {"error_rate": (t.errors, c.errors)}.get(h.kpi, (t.starts, c.starts))
+        n = (t.requests, c.requests)
+        if min(n) == 0:
+            return KpiCheck(h.kpi, None, None, 0.0, h.tolerance, 1.0, n, False)
+        rt, rc = bad[0] / n[0], bad[1] / n[1]
+        deviation = (rt - rc) if higher else (rc - rt)
+        p = two_proportions(bad[0], n[0], bad[1], n[1], "greater" if higher else "less").p_value
+        enough = min(n) >= min_samples
+        breached = enough and deviation > h.tolerance and p < alpha
+        return KpiCheck(h.kpi, rt, rc, deviation, h.tolerance, p, n, breached)
+    xs = t.latencies if h.kpi in KPIS else t.values.get(h.kpi, [])
+    ys = c.latencies if h.kpi in KPIS else c.values.get(h.kpi, [])
+    n = (len(xs), len(ys))
+    if min(n) == 0:
+        return KpiCheck(h.kpi, None, None, 0.0, h.tolerance, 1.0, n, False)
+    qt, qc = percentile(xs, spec.q), percentile(ys, spec.q)
+    worse = (qt - qc) if higher else (qc - qt)
+    # near zero, any difference would be infinitely relative: latencies have a floor, and a value
+    # of the caller's that moves off zero is infinitely worse
+    base = max(abs(qc), LATENCY_FLOOR) if h.kpi in KPIS else abs(qc)
+    deviation = worse / base if base else (math.inf if worse > 0 else 0.0)
+    p = mann_whitney_u(xs, ys, "greater" if higher else "less").p_value
+    enough = min(n) >= min_samples
+    breached = enough and deviation > h.tolerance and p < alpha
+    return KpiCheck(h.kpi, qt, qc, deviation, h.tolerance, p, n, breached)
 
 
 def _tolerance(c: KpiCheck) -> str:

@@ -1,4 +1,5 @@
-"""`Schedule`: when chaos may run (business hours, weekdays, holidays, a time zone)."""
+"""`Schedule`: when chaos may run (business hours, weekdays, holidays, a time zone); `Cadence`: how
+often a scheduled drill comes round inside it."""
 
 from __future__ import annotations
 
@@ -102,6 +103,39 @@ class Schedule:
         return f"{self.start:%H:%M}-{self.end:%H:%M} {self.timezone} on {days}"
 
 
+@dataclass(frozen=True)
+class Cadence:
+    """How often a drill comes round: every `every` seconds, at a moment `window` allows (None: any).
+
+    A drill that is due outside the window waits for the window to open, so a weekly Chaos Kong drill
+    with a weekday 09:00-15:00 window runs on the first allowed moment a week after the last one.
+
+    >>> Cadence(7 * 86400).why_not(datetime(2026, 11, 30, 10, tzinfo=ZoneInfo("UTC")), last=None) is None
+    True
+    """
+
+    every: float
+    window: Schedule | None = None
+
+    def __post_init__(self) -> None:
+        every = self.every
+        if isinstance(every, bool) or not isinstance(every, int | float) or not 60 <= every <= 366 * 86400:
+            raise ChaosConfigError(
+                f"cadence.every must be seconds in [60, {366 * 86400}] (a minute to a year); got {every!r}"
+            )
+        if self.window is not None and not isinstance(self.window, Schedule):
+            raise ChaosConfigError(f"cadence.window must be a Schedule or None; got {self.window!r}")
+
+    def why_not(self, now: datetime, last: float | None) -> str | None:
+        """None when a drill last run at `last` (Unix time; None: never) is due at `now`, else why not."""
+        if last is not None and now.timestamp() - last < self.every:
+            wait = self.every - (now.timestamp() - last)
+            return f"next drill due in {wait:.0f}s (every {self.every:g}s)"
+        if self.window is not None:
+            return self.window.why_not(now)
+        return None
+
+
 def _time(text: str, name: str) -> time:
     try:
         return time.fromisoformat(str(text))
@@ -125,4 +159,4 @@ def _date(text: str, name: str) -> date:
         raise ChaosConfigError(f"{name} entries must be dates YYYY-MM-DD; got {text!r}") from None
 
 
-__all__ = ["WEEKDAYS", "Schedule"]
+__all__ = ["WEEKDAYS", "Cadence", "Schedule"]

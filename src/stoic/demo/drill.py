@@ -3,6 +3,12 @@
 Each strike runs one monkey through a `stoic.chaos.SimianArmy` (so the kill switch, the blast-radius
 caps and the audit log all apply) at a set point of the run; FIT strikes sign a failure plan that
 the viewers' devices send with their plays.
+
+Every strike that happened ends in a verdict, judged like a `stoic.chaos.Experiment`: the plays
+started while it lasted (treatment) against those started just before it (control), on the steady
+state `STEADY_STATE`. For Chaos Kong only the regions that stayed count: plays the evacuated region
+still answered are left out, and plays nobody answered count against the survivors. Each verdict
+(passed, failed or inconclusive, with the KPI deviation) goes to the audit log and to the report.
 """
 
 from __future__ import annotations
@@ -10,31 +16,45 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stoic.chaos import (
+    KONG,
+    AuditError,
     AuditLog,
     BlastRadius,
     ChaosGorilla,
     ChaosKong,
     ChaosMonkey,
     FaultBoard,
+    Hypothesis,
     KillSwitch,
     LatencyMonkey,
     ProcessTarget,
     Schedule,
     SimianArmy,
+    Verdict,
 )
+from stoic.chaos.experiment import EXPERIMENT, _Cohort, _tolerance, judge
 from stoic.chaos.fleet import Fleet, Member
 from stoic.fit import HeaderCodec, Scenario
 
 from .platform import Platform
 from .topology import CACHE_APP, FIT_AUDIENCE
+from .viewers import PlayRecord
 
 KINDS = ("chaos-monkey", "latency-monkey", "chaos-gorilla", "chaos-kong", "fit")
 KILL_APPS = ("account", "discovery", "playback", "edge")
+#: the steady state every strike is judged on: no more than 5 points more failed starts than just
+#: before it (the viewers' measure of the service: a play that does not start)
+STEADY_STATE = (Hypothesis("error_rate", 0.05),)
+#: plays each cohort needs for a verdict (a smaller drill is inconclusive rather than guessed)
+MIN_PLAYS = 10
+#: plays kept for the verdicts (the oldest dropped first; a run starts a few per second)
+MAX_PLAYS = 200_000
 
 @dataclass(frozen=True, slots=True)
 class Strike:
@@ -75,10 +95,12 @@ class ChaosEvent:
     victims: list[str] = field(default_factory=list)
     reason: str = ""
     notes: list[str] = field(default_factory=list)  # what happened after (e.g. a cache warmed)
+    verdict: Verdict | None = None  # judged when the drill stops
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
         return {
+            "verdict": None if self.verdict is None else self.verdict.to_dict(),
             "kind": self.kind,
             "target": self.target,
             "at": self.at,
@@ -108,6 +130,46 @@ def default_strikes(platform: Platform, seed: int) -> list[Strike]:
         Strike("chaos-gorilla", 0.55, gorilla),
         Strike("chaos-kong", 0.74, kong),
     ]
+
+
+def judge_strike(
+    event: ChaosEvent,
+    plays: Iterable[PlayRecord],
+    end: float,
+    *,
+    hypotheses: Sequence[Hypothesis] = STEADY_STATE,
+    min_plays: int = MIN_PLAYS,
+    alpha: float = 0.05,
+) -> Verdict:
+    """The verdict on one strike: plays started while it lasted (until `end` if it never ended)
+    against plays started in as long a span just before it. For Chaos Kong, plays answered by the
+    evacuated region are left out on both sides; plays nobody answered count."""
+    until = event.ends if event.ends is not None else end
+    span = max(until - event.at, 1.0)
+    since = max(event.at - span, 0.0)
+    control, treatment = _Cohort(), _Cohort()
+    for play in plays:
+        if event.kind == "chaos-kong" and play.region == event.target:
+            continue
+        if since <= play.at < event.at:
+            control.add(play.ok, play.latency if play.ok else None, play.ok, {})
+        elif event.at <= play.at < until:
+            treatment.add(play.ok, play.latency if play.ok else None, play.ok, {})
+    checks = [judge(h, treatment, control, alpha, min_plays) for h in hypotheses]
+    n = (treatment.requests, control.requests)
+    name = f"{event.kind}:{event.target}"
+    judged = [c for c in checks if min(c.samples) >= min_plays]
+    breached = [c for c in judged if c.breached]
+    if breached:
+        outcome = "failed"
+        reason = "; ".join(f"{c.describe()} beyond tolerance {_tolerance(c)}" for c in breached)
+    elif len(judged) < len(checks):
+        outcome = "inconclusive"
+        reason = f"too few plays: {n[0]} during / {n[1]} before; {min_plays} each needed"
+    else:
+        outcome = "passed"
+        reason = "; ".join(c.describe() for c in checks)
+    return Verdict(name, outcome, reason, checks, event.at, until, n, event.description)
 
 
 class _Narrowed:
@@ -163,6 +225,8 @@ class Drill:
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
         self._lock = threading.Lock()
+        self._plays: deque[PlayRecord] = deque(maxlen=MAX_PLAYS)
+        self._judged = False
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -173,7 +237,7 @@ class Drill:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the strikes and withdraw every fault still posted."""
+        """Stop the strikes, withdraw every fault still posted, and judge every strike."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -182,6 +246,36 @@ class Drill:
         for event in self.events:
             if event.ends is None and event.outcome in ("terminated", "injected"):
                 event.ends = None if event.kind in ("chaos-monkey", "chaos-gorilla", "chaos-kong") else now
+        if not self._judged:  # once: stop() may be called again on the way out
+            self._judged = True
+            self._judge_all(now)
+
+    # -- verdicts ----------------------------------------------------------------------------------
+
+    def observe(self, play: PlayRecord) -> None:
+        """Count one play (called as each play starts or fails) for the strikes' verdicts."""
+        self._plays.append(play)
+
+    def _judge_all(self, end: float) -> None:
+        plays = list(self._plays)
+        for event in self.events:
+            if event.outcome not in ("terminated", "injected"):
+                continue  # nothing happened: nothing to judge
+            verdict = judge_strike(event, plays, end)
+            event.verdict = verdict
+            event.notes.append(f"verdict {verdict.outcome}: {verdict.reason}")
+            try:
+                self.audit.record(
+                    KONG if event.kind == "chaos-kong" else event.kind,
+                    EXPERIMENT,
+                    verdict.outcome,
+                    target=event.target,
+                    region=event.target if event.kind == "chaos-kong" else "",
+                    group=f"strike:{event.kind}",
+                    reason=verdict.reason,
+                )
+            except AuditError as exc:  # the verdict still reaches the report, saying it is not on record
+                event.notes.append(f"verdict not audited: {exc}")
 
     def elapsed(self) -> float:
         """Seconds since the drill's start."""

@@ -219,6 +219,8 @@ def run_demo(options: DemoOptions, progress: ProgressLine | None = None) -> Repo
 
         def on_start(rec: PlayRecord) -> None:
             live.add(rec)
+            if drill is not None:
+                drill.observe(rec)  # every strike's verdict is judged on the plays
             if signals is not None:
                 with contextlib.suppress(Exception):
                     # by the region that served it: an evacuated region's SPS falls, the other's rises

@@ -323,7 +323,7 @@ class HeaderCodec:
 
 _KEYS = {
     "n": "name", "d": "dependencies", "k": "kind", "t": "delay", "m": "message", "p": "percent",
-    "u": "user_ids", "v": "devices", "x": "expires_at",
+    "u": "user_ids", "v": "devices", "x": "expires_at", "c": "status", "w": "retry_after", "o": "result",
 }
 
 
@@ -358,6 +358,12 @@ def _compact(scenario: Scenario, *, decided: bool = False) -> dict[str, Any]:
         out["m"] = scenario.message
     if scenario.expires_at is not None:
         out["x"] = scenario.expires_at
+    if scenario.status is not None:
+        out["c"] = scenario.status
+    if scenario.retry_after is not None:
+        out["w"] = scenario.retry_after
+    if scenario.kind == "result":
+        out["o"] = scenario.result
     if not decided:  # once decided for this identity, targeting need not travel
         if scenario.percent < 100.0:
             out["p"] = scenario.percent

@@ -10,6 +10,7 @@ from stoic.fit._audience import admits
 from stoic.fit._codec import HeaderCodec
 from stoic.fit._incoming import check_header_name
 from stoic.fit._plan import current_plan
+from stoic.guard import deadline_headers
 
 
 class _URL(Protocol):
@@ -88,12 +89,15 @@ class Forwarder:
 
     def headers(self, host: str) -> dict[str, str]:
         """The headers to add to a call to `host` made in the current context (empty outside a request,
-        and for a host that is not ours)."""
+        and for a host that is not ours). Under a request deadline (`stoic.guard.deadline`) they
+        include the time left, as `x-stoic-timeout`, for the next service's `DeadlineMiddleware`."""
         plan = current_plan()
-        if plan is None or not self.allows(host):
+        if plan is None:
+            return deadline_headers() if self.allows(host) else {}
+        if not self.allows(host):
             return {}
         identity = plan.identity
-        out = {self.request_id_header: identity.request_id}
+        out = {**deadline_headers(), self.request_id_header: identity.request_id}
         if identity.user_id is not None:
             out[self.user_header] = identity.user_id
         if identity.device is not None:

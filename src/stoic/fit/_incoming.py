@@ -72,6 +72,7 @@ class IncomingPlan:
         )
         plan = FailurePlan((), own) if signed is None else signed.plan(own)
         if self.catalog is not None:
+            plan.halted = self.catalog.halted  # halt-all stops the header's scenarios too
             taken = {s.name for s in plan.scenarios}
             for scenario in self.catalog.matching(plan.identity):
                 if len(plan.scenarios) >= MAX_SCENARIOS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import warnings
 from typing import Protocol
 
@@ -31,6 +32,8 @@ def warn_unknown(scenario: Scenario, registry: DependencyNames | None) -> None:
     for name in scenario.dependencies:
         if name == ANY_DEPENDENCY or name in names:
             continue
+        if any(c in name for c in "*?[") and any(fnmatch.fnmatchcase(k, name) for k in known):
+            continue  # a glob that matches a known dependency
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         if close:
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
@@ -38,7 +41,7 @@ def warn_unknown(scenario: Scenario, registry: DependencyNames | None) -> None:
             shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
             hint = f"known: {shown}"
         if "*" in name or "?" in name:
-            hint += " (a dependency is an exact name, or '*' for all)"
+            hint += " (a glob matching none of them; globs are case-sensitive)"
         warnings.warn(
             f"dependencies: scenario {scenario.name!r} fails {name!r}, which no registered dependency is "
             f"called; {hint}",

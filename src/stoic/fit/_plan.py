@@ -35,6 +35,8 @@ class FailurePlan:
     Targeting (user, device, percentage) is decided once per scenario for this identity, so every call
     in the request, and every service the plan is forwarded to, agrees. `audience`: the services the
     plan may be forwarded to, kept from the header it arrived in (None: the forwarding codec's).
+    `halted`: asked before each fault is handed out; while it answers True the plan injects nothing
+    (the middlewares pass their catalog's, so halting the catalog stops requests already running).
 
     >>> plan = FailurePlan([Scenario("no-recs", "personalisation")], RequestIdentity("req-1"))
     >>> with bind(plan):
@@ -49,11 +51,13 @@ class FailurePlan:
         expires_at: float | None = None,
         audience: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
+        halted: Callable[[], bool] | None = None,
     ) -> None:
         self.identity = identity if identity is not None else RequestIdentity.new()
         self.expires_at = expires_at
         self.audience = None if audience is None else check_audience("audience", audience)
         self._clock = clock
+        self.halted = halted
         self._lock = threading.Lock()
         self._scenarios: tuple[Scenario, ...] = ()
         self._matching: tuple[Scenario, ...] = ()
@@ -67,7 +71,11 @@ class FailurePlan:
         return self._scenarios
 
     def matching(self) -> tuple[Scenario, ...]:
-        """The scenarios that target this request and have not expired."""
+        """The scenarios that target this request and have not expired (none while halted, so a
+        halted plan is not forwarded either)."""
+        halted = self.halted
+        if halted is not None and halted():
+            return ()
         now = self._clock()
         if self.expires_at is not None and now >= self.expires_at:
             return ()
@@ -95,6 +103,9 @@ class FailurePlan:
         """The fault for `dependency` in this request: the first matching, unexpired scenario's."""
         candidates = self._matching
         if not candidates:
+            return None
+        halted = self.halted
+        if halted is not None and halted():
             return None
         now = self._clock()
         if self.expires_at is not None and now >= self.expires_at:

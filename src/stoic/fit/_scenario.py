@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import itertools
+import json
 import math
 import re
 import time
@@ -16,16 +18,27 @@ from stoic.fit._errors import FitWarning, InvalidScenario
 from stoic.fit._identity import RequestIdentity, check_token
 from stoic.guard import Fault
 
-FaultKind = Literal["error", "delay", "timeout", "reject"]
-_KINDS: dict[str, FaultKind] = {"error": "error", "delay": "delay", "timeout": "timeout", "reject": "reject"}
+FaultKind = Literal["error", "delay", "timeout", "reject", "status", "result"]
+_KINDS: dict[str, FaultKind] = {
+    "error": "error", "delay": "delay", "timeout": "timeout", "reject": "reject", "status": "status",
+    "result": "result",
+}
 KINDS = tuple(_KINDS)
 ANY_DEPENDENCY = "*"
 MAX_DELAY = 60.0
+#: the HTTP statuses a `status` scenario may answer with (the errors a dependency can send back)
+STATUS_RANGE = (400, 599)
+MAX_RETRY_AFTER = 86400.0
+#: the largest stand-in answer (JSON characters) a `result` scenario may carry: it travels in the header
+MAX_RESULT_CHARS = 1024
+_GLOB = frozenset("*?[")
+_MISSING: Any = object()  # `result` not given (None is refused as a stand-in, named as missing)
 MAX_DEPENDENCIES = 64
 MAX_TARGETS = 1000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # a dependency or service name
 _FIELDS = (
     "name", "dependencies", "kind", "delay", "message", "percent", "user_ids", "devices", "expires_at",
+    "status", "retry_after", "result",
 )
 
 
@@ -85,20 +98,64 @@ def _names(field: str, value: object, limit: int) -> tuple[str, ...]:
     return names
 
 
+def _status(status: object, kind: str) -> int | None:
+    low, high = STATUS_RANGE
+    if kind != "status":
+        if status is not None:
+            raise InvalidScenario("status", f"is for kind 'status' only; got kind {kind!r}")
+        return None
+    if status is None:
+        raise InvalidScenario(
+            "status", f"is required when kind is 'status': an HTTP status in [{low}, {high}]"
+        )
+    if isinstance(status, bool) or not isinstance(status, int) or not low <= status <= high:
+        raise InvalidScenario(
+            "status", f"must be an HTTP error status, an integer in [{low}, {high}]; got {status!r}"
+        )
+    return status
+
+
+def _result(value: object, kind: str) -> object:
+    if kind != "result":
+        if value is not _MISSING and value is not None:
+            raise InvalidScenario("result", f"is for kind 'result' only; got kind {kind!r}")
+        return None
+    if value is _MISSING or value is None:
+        raise InvalidScenario(
+            "result", "is required when kind is 'result': the stand-in answer, a JSON value"
+        )
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidScenario(
+            "result", f"must be a JSON value (objects, lists, strings, numbers, booleans); {exc}"
+        ) from None
+    if len(text) > MAX_RESULT_CHARS:
+        raise InvalidScenario(
+            "result", f"must be at most {MAX_RESULT_CHARS} characters as JSON, got {len(text)}"
+        )
+    return json.loads(text)  # a private copy: the caller's object may change after this
+
+
 class Scenario:
     """A named failure: `dependencies` fail with `kind` for the requests that match every given target.
 
     Targets (all optional, combined with AND): `percent` of requests, out of 100, in (0, 100]
     (stable per request id; a value below 1 warns with `FitWarning`, since 0.05 is more often a
     share meant as 5 %), `user_ids`, `devices`. `expires_at` is a Unix time (or give `ttl` in seconds
-    from now).
+    from now). `dependencies` are names or globs (``"ratings-*"``), matched as the fault board does.
+
+    Kinds: ``error``, ``timeout``, ``reject`` fail the call; ``delay`` slows it by `delay` seconds;
+    ``status`` answers an HTTP error `status` (503, 429, ...) with a ``Retry-After`` of `retry_after`
+    seconds when given; ``result`` answers `result` (a JSON value, a stand-in answer). The last two
+    are answers, judged by the guard's result predicates like real ones.
 
     >>> Scenario("no-recs", "personalisation", kind="error", percent=5, devices=["tv"])
     """
 
     __slots__ = (
-        "_fault", "delay", "dependencies", "devices", "expires_at", "kind", "message", "name", "percent",
-        "user_ids",
+        "_exact", "_fault", "_patterns", "delay", "dependencies", "devices", "expires_at", "kind", "message",
+        "name", "percent", "result", "retry_after", "status", "user_ids",
     )
     name: str
     dependencies: tuple[str, ...]
@@ -109,7 +166,12 @@ class Scenario:
     user_ids: frozenset[str] | None
     devices: frozenset[str] | None
     expires_at: float | None
+    status: int | None
+    retry_after: float | None
+    result: Any
     _fault: Fault
+    _exact: frozenset[str]
+    _patterns: tuple[re.Pattern[str], ...]
 
     def __init__(
         self,
@@ -124,6 +186,9 @@ class Scenario:
         devices: Iterable[str] | None = None,
         expires_at: float | None = None,
         ttl: float | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        result: Any = _MISSING,
     ) -> None:
         if not isinstance(name, str) or not NAME.fullmatch(name):
             raise InvalidScenario(
@@ -131,6 +196,12 @@ class Scenario:
             )
         if kind not in KINDS:
             raise InvalidScenario("kind", f"must be one of {', '.join(KINDS)}; got {kind!r}")
+        code = _status(status, kind)
+        if retry_after is not None:
+            if kind != "status":
+                raise InvalidScenario("retry_after", f"is for kind 'status' only; got kind {kind!r}")
+            retry_after = _number("retry_after", retry_after, 0.0, MAX_RETRY_AFTER)
+        answer = _result(result, kind)
         delay = _number("delay", delay, 0.0, MAX_DELAY)
         if kind == "delay" and delay == 0.0:
             raise InvalidScenario("delay", f"must be in (0, {MAX_DELAY:g}] seconds when kind is 'delay'")
@@ -154,7 +225,17 @@ class Scenario:
         types = None if devices is None else _names("devices", devices, MAX_TARGETS)
         set_(self, "devices", None if types is None else frozenset(d.lower() for d in types))
         set_(self, "expires_at", expires_at)
-        set_(self, "_fault", Fault(kind=_KINDS[kind], delay=delay, message=self.message))
+        set_(self, "status", code)
+        set_(self, "retry_after", retry_after)
+        set_(self, "result", answer)
+        exact = frozenset(d for d in self.dependencies if _GLOB.isdisjoint(d))
+        set_(self, "_exact", exact)
+        globs = (d for d in self.dependencies if d not in exact and d != ANY_DEPENDENCY)
+        set_(self, "_patterns", tuple(re.compile(fnmatch.translate(d)) for d in globs))
+        set_(self, "_fault", Fault(
+            kind=_KINDS[kind], delay=delay, message=self.message, status=code or 0, retry_after=retry_after,
+            value=answer,
+        ))
         _warn_if_share(self.percent)
 
     def __setattr__(self, key: str, value: object) -> None:
@@ -166,8 +247,11 @@ class Scenario:
         return self._fault
 
     def covers(self, dependency: str) -> bool:
-        """True if this scenario fails `dependency` ("*" fails every dependency)."""
-        return dependency in self.dependencies or ANY_DEPENDENCY in self.dependencies
+        """True if this scenario fails `dependency`: a name it lists, or one of its globs matches
+        (``*`` any run of characters, ``?`` one, ``[abc]`` one of; case-sensitive, as on the fault board)."""
+        if dependency in self._exact or ANY_DEPENDENCY in self.dependencies:
+            return True
+        return any(p.match(dependency) for p in self._patterns)
 
     def targets(self, identity: RequestIdentity) -> bool:
         """True if the request matches every target (user, device, percentage)."""
@@ -199,6 +283,9 @@ class Scenario:
             "user_ids": None if self.user_ids is None else sorted(self.user_ids),
             "devices": None if self.devices is None else sorted(self.devices),
             "expires_at": self.expires_at,
+            # the answer fields only for the kinds that answer, so other scenarios keep their shape
+            **({"status": self.status, "retry_after": self.retry_after} if self.kind == "status" else {}),
+            **({"result": self.result} if self.kind == "result" else {}),
         }
 
     @classmethod
@@ -213,7 +300,12 @@ class Scenario:
         for required in ("name", "dependencies"):
             if required not in data:
                 raise InvalidScenario(required, "is required")
-        optional = {k: v for k, v in data.items() if k not in ("name", "dependencies") and v is not None}
+        # a null `result` is kept, so the scenario can say it needs a real stand-in
+        optional = {
+            k: v
+            for k, v in data.items()
+            if k not in ("name", "dependencies") and (v is not None or k == "result")
+        }
         return cls(data["name"], data["dependencies"], **optional)
 
     def __eq__(self, other: object) -> bool:
@@ -226,6 +318,12 @@ class Scenario:
         parts = [repr(self.name), repr(list(self.dependencies)), repr(self.kind)]
         if self.delay:
             parts.append(f"delay={self.delay:g}")
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.retry_after is not None:
+            parts.append(f"retry_after={self.retry_after:g}")
+        if self.kind == "result":
+            parts.append(f"result={self.result!r}")
         if self.percent < 100.0:
             parts.append(f"percent={self.percent:g}")
         if self.user_ids is not None:

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterable
 from contextlib import ExitStack
 from types import TracebackType
+from typing import Any
 
 from stoic.fit._codec import HeaderCodec
 from stoic.fit._identity import RequestIdentity
@@ -45,8 +46,13 @@ class Fit:
         user_ids: Iterable[str] | None = None,
         devices: Iterable[str] | None = None,
         name: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        result: Any = None,
     ) -> Scenario:
-        """Add a scenario failing `dependencies` with `kind` (see `Scenario` for the fields)."""
+        """Add a scenario failing `dependencies` with `kind` (see `Scenario` for the fields):
+        ``fit.fail("prices", "status", status=503, retry_after=2)``,
+        ``fit.fail("recs", "result", result={"rows": []})``."""
         scenario = Scenario(
             name or f"fit-{next(self._names)}",
             dependencies,
@@ -55,6 +61,9 @@ class Fit:
             percent=percent,
             user_ids=user_ids,
             devices=devices,
+            status=status,
+            retry_after=retry_after,
+            result=result,
         )
         self.plan.add(scenario)
         warn_unknown(scenario, self.registry)

@@ -7,25 +7,44 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ._errors import ConfigError
 
-FaultKind = Literal["error", "delay", "timeout", "reject"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("error", "delay", "timeout", "reject")
+FaultKind = Literal["error", "delay", "timeout", "reject", "status", "result"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("error", "delay", "timeout", "reject", "status", "result")
+#: kinds whose call still answers (late, or with a stand-in) instead of failing outright
+ANSWERING_KINDS: tuple[FaultKind, ...] = ("delay", "status", "result")
+#: the HTTP statuses a status fault may answer with: the errors a dependency can send back
+STATUS_RANGE = (400, 599)
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """What to do to one call: fail it, delay it, time it out or reject it.
+    """What to do to one call: fail it, delay it, time it out, reject it, or answer for it.
+
+    - ``status``: the call answers an HTTP error `status` (503, 429, ...) without reaching the
+      dependency, with a ``Retry-After`` of `retry_after` seconds when given. Through the httpx and
+      requests integrations the answer is a real `httpx.Response` / `requests.Response`; anywhere
+      else it is an `InjectedStatus`.
+    - ``result``: the call answers `value` (a fresh copy each time) without reaching the dependency.
+
+    Both are answers, not errors: the guard's result predicates (`BreakerPolicy(failure_when=...)`,
+    `Retry(retry_when=..., retry_after=...)`) judge them as they would a real one. `delay` (seconds)
+    comes first for every kind that answers.
 
     >>> Fault("delay", delay=0.2).kind
     'delay'
+    >>> Fault("status", status=503, retry_after=2).retry_after
+    2
     """
 
     kind: FaultKind
     delay: float = 0.0
     message: str = "injected"
+    status: int = 0
+    retry_after: float | None = None
+    value: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -33,6 +52,26 @@ class Fault:
         delay = self.delay
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 3600:
             raise ConfigError(f"Fault.delay must be a number of seconds in [0, 3600], got {self.delay!r}")
+        status = self.status
+        low, high = STATUS_RANGE
+        if self.kind == "status":
+            if isinstance(status, bool) or not isinstance(status, int) or not low <= status <= high:
+                raise ConfigError(
+                    f"Fault.status must be an HTTP error status, an integer in [{low}, {high}], "
+                    f"for kind 'status'; got {status!r}"
+                )
+        elif status != 0:
+            raise ConfigError(
+                f"Fault.status is for kind 'status' only; got {status!r} with kind {self.kind!r}"
+            )
+        wait = self.retry_after
+        if wait is not None:
+            if self.kind != "status":
+                raise ConfigError(f"Fault.retry_after is for kind 'status' only; got kind {self.kind!r}")
+            if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= 86400:
+                raise ConfigError(f"Fault.retry_after must be seconds in [0, 86400] or None, got {wait!r}")
+        if self.value is not None and self.kind != "result":
+            raise ConfigError(f"Fault.value is for kind 'result' only; got kind {self.kind!r}")
 
 
 class Injector(Protocol):
