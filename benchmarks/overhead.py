@@ -5,7 +5,8 @@
 Each row is the best of R rounds of N calls of a function that returns at once, so the figure is the
 price of the protection itself. Ratios compare with the bare call and with the peer doing the same job.
 Targets: sync breaker + semaphore + fallback + metrics <= 1.0 us, <= 0.25x pyresilience's equivalent and
-faster than the fastest peer's breaker alone; asyncio with a deadline <= 2.5 us; thread-isolated sync
+faster than the fastest peer's breaker alone; asyncio with a deadline <= 2.5 us; the same with an adaptive
+limit, a hedge set but not firing, or under a travelling deadline within 0.3 us of it; thread-isolated sync
 with a deadline <= 30 us and no slower than ThreadPoolExecutor. The last table is the httpx integration
 against a bare httpx call to a keep-alive HTTP server on loopback (the guard's share of a real request).
 Runs pinned to one CPU, so a thread handoff costs a context switch, not a cross-CPU wake-up (see _cpu.py).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import gc
 import http.server
 import sys
@@ -34,7 +36,16 @@ from purgatory import AsyncCircuitBreakerFactory
 from pyresilience.logging import MetricsCollector
 
 from _cpu import one_cpu
-from stoic.guard import Dependency, Fallback, Registry, SemaphoreBulkhead, ThreadPoolBulkhead
+from stoic.guard import (
+    AdaptiveBulkhead,
+    Dependency,
+    Fallback,
+    Hedge,
+    Registry,
+    SemaphoreBulkhead,
+    ThreadPoolBulkhead,
+    deadline,
+)
 from stoic.guard.httpx import GuardedTransport
 
 
@@ -46,16 +57,32 @@ async def awork(x: int) -> int:
     return x + 1
 
 
+def under_deadline(fn: Callable[[int], Any]) -> Callable[[int], Any]:
+    """`fn`, measured inside a request deadline (entered once per round, outside the timing)."""
+
+    def within(i: int) -> Any:
+        return fn(i)
+
+    within.scope = lambda: deadline(3600.0)  # type: ignore[attr-defined]
+    return within
+
+
+def _scope(fn: Callable[[int], Any]) -> contextlib.AbstractContextManager[Any]:
+    make = getattr(fn, "scope", None)
+    return make() if make is not None else contextlib.nullcontext()
+
+
 def measure(fn: Callable[[int], Any], calls: int, repeat: int) -> float:
     """Best ns/call over `repeat` rounds."""
     best = float("inf")
     for _ in range(repeat):
-        gc.disable()
-        t0 = time.perf_counter_ns()
-        for i in range(calls):
-            fn(i)
-        elapsed = time.perf_counter_ns() - t0
-        gc.enable()
+        with _scope(fn):
+            gc.disable()
+            t0 = time.perf_counter_ns()
+            for i in range(calls):
+                fn(i)
+            elapsed = time.perf_counter_ns() - t0
+            gc.enable()
         best = min(best, elapsed / calls)
     return best
 
@@ -64,12 +91,13 @@ def ameasure(fn: Callable[[int], Awaitable[Any]], calls: int, repeat: int) -> fl
     async def rounds() -> float:
         best = float("inf")
         for _ in range(repeat):
-            gc.disable()
-            t0 = time.perf_counter_ns()
-            for i in range(calls):
-                await fn(i)
-            elapsed = time.perf_counter_ns() - t0
-            gc.enable()
+            with _scope(fn):
+                gc.disable()
+                t0 = time.perf_counter_ns()
+                for i in range(calls):
+                    await fn(i)
+                elapsed = time.perf_counter_ns() - t0
+                gc.enable()
             best = min(best, elapsed / calls)
         return best
 
@@ -92,11 +120,15 @@ def sync_cases() -> dict[str, Callable[[int], Any]]:
     pyres_cb = pr.resilient(circuit_breaker=pr.CircuitBreakerConfig(failure_threshold=5))(work)
     ten = tenacity.retry(stop=tenacity.stop_after_attempt(3), reraise=True)(work)
     stoic_decorated = stoic_dep(work)
+    stoic_adaptive = Dependency("bench-adaptive", timeout=1.0, bulkhead=AdaptiveBulkhead(initial=100),
+                                fallbacks=[Fallback.value(0, name="generic")], registry=reg)
     return {
         "bare call": work,
         "stoic breaker only": lambda i: stoic_plain.call(work, i),
         "stoic breaker+semaphore+fallback+metrics": lambda i: stoic_dep.call(work, i),
         "stoic same, as decorator": stoic_decorated,
+        "stoic same, adaptive limit": lambda i: stoic_adaptive.call(work, i),
+        "stoic same, under a travelling deadline": under_deadline(lambda i: stoic_dep.call(work, i)),
         "pybreaker (breaker only)": lambda i: pyb.call(work, i),
         "circuitbreaker (breaker only)": cb_decorated,
         "pyresilience breaker only": pyres_cb,
@@ -126,11 +158,18 @@ def async_cases() -> dict[str, Callable[[int], Awaitable[Any]]]:
         async with asyncio.timeout(1.0):
             return await awork(i)
 
+    stoic_adaptive = Dependency("abench-adaptive", timeout=1.0, bulkhead=AdaptiveBulkhead(initial=100),
+                                fallbacks=[Fallback.value(0, name="generic")], registry=reg)
+    stoic_hedged = Dependency("abench-hedged", timeout=1.0, bulkhead=SemaphoreBulkhead(max_concurrent=100),
+                              fallbacks=[Fallback.value(0, name="generic")], registry=reg, hedge=Hedge())
     return {
         "bare await": awork,
         "asyncio.wait_for (deadline only)": wait_for,
         "asyncio.timeout (deadline only)": with_timeout,
         "stoic deadline+breaker+semaphore+fallback+metrics": lambda i: stoic_dep.acall(awork, i),
+        "stoic same, adaptive limit": lambda i: stoic_adaptive.acall(awork, i),
+        "stoic same, hedge set (not firing)": lambda i: stoic_hedged.acall(awork, i),
+        "stoic same, under a travelling deadline": under_deadline(lambda i: stoic_dep.acall(awork, i)),
         "aiobreaker (breaker only)": lambda i: aio.call_async(awork, i),
         "purgatory (breaker only)": purg_decorated,
         "pyresilience deadline+breaker+bulkhead+fallback": pyres,
@@ -308,6 +347,13 @@ def run(args: argparse.Namespace) -> int:
          thread_rows["stoic thread pool+deadline+breaker+fallback+metrics"]
          <= thread_rows["ThreadPoolExecutor submit+result(timeout)"]),
     ]
+    for rows, plain in ((sync_rows, "stoic breaker+semaphore+fallback+metrics"),
+                        (async_rows, "stoic deadline+breaker+semaphore+fallback+metrics")):
+        for name in rows:
+            if name.startswith("stoic same, ") and "decorator" not in name:
+                targets.append((f"{'async' if rows is async_rows else 'sync'} {name[len('stoic same, '):]} "
+                                f"<= plain + 0.3 us ({(rows[name] - rows[plain]) / 1000:+.2f} us)",
+                                rows[name] <= rows[plain] + 300))
     print("\ntargets")
     for name, ok in targets:
         print(f"  {'met ' if ok else 'MISS'} {name}")

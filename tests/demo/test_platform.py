@@ -252,3 +252,25 @@ def test_the_kill_switch_stops_every_strike(platform: Platform, board: FaultBoar
     assert all("game day paused" in e.reason for e in drill.events)
     assert {i.id: i.pid for i in platform.instances.values() if i.app == "account"} == alive
     assert drill.fit_headers("p1") == {}
+
+
+def test_every_connection_the_platform_makes_is_guarded(platform: Platform) -> None:
+    """The review gate over the whole platform: each process runs a `Review` and lists in `/guard`
+    the connections it made outside a guarded call; Conformity Monkey's calls_guarded rule finds
+    none after plays through every edge (every service, the caches, the cross-region hops)."""
+    from stoic.chaos import ConformityMonkey, Fleet, calls_guarded
+
+    for user in range(4):
+        for zone in platform.edges:
+            ok_play(platform, zone, user)
+    unguarded: list[dict[str, Any]] = []
+    processes = 0
+    for ep in platform.topology.endpoints:
+        if ep.app == "evcache":
+            continue
+        body = httpx.get(f"{ep.url}/guard", timeout=5).json()
+        processes += 1
+        unguarded += [{"app": body["app"], **found} for found in body["unguarded"]]
+    assert processes >= 16
+    monkey = ConformityMonkey(rules=[calls_guarded], dependencies=list, unguarded=lambda: unguarded)
+    assert monkey.check(Fleet()) == [], unguarded

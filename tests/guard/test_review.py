@@ -83,6 +83,27 @@ def test_sync_async_and_thread_isolated_guarded_calls_are_not_findings(listener:
     assert len(review.findings) == 1
 
 
+def test_connections_from_tasks_a_guarded_call_starts_are_guarded(listener: tuple[str, int]) -> None:
+    """A client may connect from a task of its own (anyio's happy eyeballs does): the task inherits
+    the guarded call's context, not its stack."""
+    aio = Dependency("review-child")
+
+    async def connect_in_a_task() -> None:
+        async def attempt() -> None:
+            _, writer = await asyncio.open_connection(*listener)
+            writer.close()
+            await writer.wait_closed()
+
+        await asyncio.create_task(attempt())
+
+    with Review() as review:
+        asyncio.run(aio.acall(connect_in_a_task))
+    assert review.findings == []
+    with Review() as review:
+        asyncio.run(connect_in_a_task())
+    assert len(review.findings) == 1
+
+
 def test_an_httpx_client_through_the_guard_passes_and_a_raw_one_does_not(listener: tuple[str, int]) -> None:
     url = f"http://127.0.0.1:{listener[1]}/"
     with httpx.Client(transport=GuardedTransport(timeout=2.0)) as guarded, Review() as review:

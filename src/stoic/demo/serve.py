@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from stoic.guard import registry
+from stoic.guard.review import Review
 
 from ._store import CacheStore, MemoryStore, Store
 from .edge import Edge
@@ -92,12 +93,21 @@ def create_app(topology: Topology, app: str, zone: str) -> ASGIApp:
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50), timeout=2.0, event_hooks=hooks
     )
     edge = Edge(topology, zone, client, _store(topology, zone)) if "edge" in services else None
+    review = Review().start()  # every outbound connection this process makes, guarded or not
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "app": app, "zone": zone, "pid": os.getpid()})
 
     async def guard(request: Request) -> Response:
-        return JSONResponse({"app": app, "zone": zone, "dependencies": registry.snapshot()})
+        unguarded = sorted({(f.address, f.site) for f in review.findings})
+        return JSONResponse(
+            {
+                "app": app,
+                "zone": zone,
+                "dependencies": registry.snapshot(),
+                "unguarded": [{"address": a, "site": s} for a, s in unguarded],
+            }
+        )
 
     routes: list[BaseRoute] = [Route("/health", health), Route("/guard", guard)]
     if edge is not None:

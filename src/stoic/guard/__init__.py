@@ -23,19 +23,35 @@ from ._errors import (
 from ._events import Event, Outcome, Result
 from ._http import retry_after_seconds
 from ._inject import FAULT_KINDS, Fault, Injector, current_fault, inject, set_process_injector
+from ._middleware import DeadlineMiddleware, DeadlineWSGIMiddleware
 from ._policies import (
+    AdaptiveBulkhead,
     BreakerPolicy,
     Bulkhead,
     Fallback,
+    Hedge,
     Retry,
     RetryBudget,
     SemaphoreBulkhead,
     ThreadPoolBulkhead,
 )
 from ._registry import Registry, registry
+from ._replay import EventRecorder
+from ._stand_in import InjectedStatus
+from ._travel import (
+    DEADLINE_HEADER,
+    call_timeout,
+    deadline,
+    deadline_headers,
+    format_timeout,
+    parse_timeout,
+    time_left,
+)
 
 __all__ = [
+    "DEADLINE_HEADER",
     "FAULT_KINDS",
+    "AdaptiveBulkhead",
     "BreakerControl",
     "BreakerOpen",
     "BreakerPolicy",
@@ -44,14 +60,19 @@ __all__ = [
     "Clock",
     "ConfigError",
     "DeadlineExceeded",
+    "DeadlineMiddleware",
+    "DeadlineWSGIMiddleware",
     "Dependency",
     "DependencyFailed",
     "Event",
+    "EventRecorder",
     "FailedResult",
     "Fallback",
     "Fault",
     "GuardError",
+    "Hedge",
     "InjectedFailure",
+    "InjectedStatus",
     "Injector",
     "ManualClock",
     "Outcome",
@@ -63,9 +84,15 @@ __all__ = [
     "SystemClock",
     "ThreadPoolBulkhead",
     "VirtualTimeLoop",
+    "call_timeout",
     "current_fault",
+    "deadline",
+    "deadline_headers",
+    "format_timeout",
     "inject",
+    "parse_timeout",
     "registry",
     "retry_after_seconds",
     "set_process_injector",
+    "time_left",
 ]

@@ -25,7 +25,7 @@ RUNNING, DONE, EXPIRED = 0, 1, 2
 class Deadlines:
     """In-flight coroutine calls of one dependency on one event loop."""
 
-    __slots__ = ("clock", "loop", "pending", "shared_clock", "timeout", "timer")
+    __slots__ = ("clock", "loop", "pending", "shared_clock", "timeout", "timer", "timer_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, clock: Clock) -> None:
         self.loop = loop
@@ -37,9 +37,11 @@ class Deadlines:
         # entries: [deadline (loop time), task, RUNNING | DONE | EXPIRED], in deadline order
         self.pending: deque[list[Any]] = deque()
         self.timer: asyncio.TimerHandle | None = None  # armed for pending[0]'s deadline
+        self.timer_at = 0.0  # when it fires (it may be armed for an entry that has since ended)
 
-    def start(self, task: asyncio.Task[Any], now_ns: int) -> list[Any]:
-        """Register `task` for cancellation at now + timeout; mark the entry DONE when it ends.
+    def start(self, task: asyncio.Task[Any], now_ns: int, timeout: float) -> list[Any]:
+        """Register `task` for cancellation at now + `timeout` (the dependency's, or less under a
+        request deadline); mark the entry DONE when it ends.
 
         `now_ns` is when the call started, before any wait for a bulkhead permit: a call that
         waited joins with an earlier deadline than calls admitted after it started, and goes
@@ -49,13 +51,18 @@ class Deadlines:
             now = now_ns / 1e9
         else:  # the loop's time when the call started
             now = self.loop.time() - (self.clock.now_ns() - now_ns) / 1e9
-        deadline = now + self.timeout
+        deadline = now + timeout
         entry: list[Any] = [deadline, task, RUNNING]
         pending = self.pending
         if not pending or pending[-1][0] <= deadline:
             pending.append(entry)  # the usual case: deadlines arrive in order
             if self.timer is None:
                 self.timer = self.loop.call_at(deadline, self._fire)
+                self.timer_at = deadline
+            elif deadline < self.timer_at:  # a shorter timeout (a request deadline) behind an empty queue
+                self.timer.cancel()
+                self.timer = self.loop.call_at(deadline, self._fire)
+                self.timer_at = deadline
             return entry
         i = bisect.bisect_right(pending, deadline, key=_deadline)
         pending.insert(i, entry)
@@ -63,6 +70,7 @@ class Deadlines:
             if self.timer is not None:
                 self.timer.cancel()
             self.timer = self.loop.call_at(deadline, self._fire)
+            self.timer_at = deadline
         return entry
 
     def _fire(self) -> None:
@@ -73,11 +81,25 @@ class Deadlines:
             if entry[2] == RUNNING:
                 if entry[0] > now:
                     self.timer = self.loop.call_at(entry[0], self._fire)
+                    self.timer_at = entry[0]
                     return
                 entry[2] = EXPIRED
-                entry[1].cancel()
+                self.expire(entry[1])
             pending.popleft()
         self.timer = None
+
+    def expire(self, task: Any) -> None:
+        """What happens at an entry's time: its task is cancelled."""
+        task.cancel()
+
+
+class HedgeTimers(Deadlines):
+    """The same queue and single timer, for hedges: at an entry's time its race starts the hedge."""
+
+    __slots__ = ()
+
+    def expire(self, task: Any) -> None:
+        task.start()
 
 
 def _deadline(entry: list[Any]) -> float:

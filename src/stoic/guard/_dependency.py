@@ -8,14 +8,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import queue
 import random
 import threading
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, cast, overload
 
+from ._adaptive import Limiter
 from ._clock import SYSTEM_CLOCK, Clock
-from ._deadline import DONE, EXPIRED, RUNNING, Deadlines
+from ._deadline import DONE, EXPIRED, RUNNING, Deadlines, HedgeTimers
 from ._errors import (
     BreakerOpen,
     BulkheadFull,
@@ -25,16 +27,29 @@ from ._errors import (
     InjectedFailure,
 )
 from ._events import Event, Outcome, Result
-from ._inject import Fault, armed, find_fault
+from ._inject import ANSWERING_KINDS, Fault, armed, find_fault
 from ._permits import Permits
-from ._policies import BreakerPolicy, Bulkhead, Fallback, Retry, SemaphoreBulkhead, ThreadPoolBulkhead
+from ._policies import (
+    AdaptiveBulkhead,
+    BreakerPolicy,
+    Bulkhead,
+    Fallback,
+    Hedge,
+    Retry,
+    RetryBudget,
+    SemaphoreBulkhead,
+    ThreadPoolBulkhead,
+)
 from ._pool import Job, WorkerPool
 from ._recovery import Failed, Recovery, in_fallbacks
 from ._registry import Registry
 from ._registry import registry as default_registry
+from ._reviewed import marked, reviewing
 from ._settings import Settings
+from ._stand_in import stand_in
 from ._state import ADMITTED, INJECTED, STATE_NAMES, DependencyState
-from ._window import FOLD_AFTER
+from ._travel import call_limit, time_left, travelling
+from ._window import FOLD_AFTER, quantile
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -45,6 +60,8 @@ _DEFAULT_BREAKER = BreakerPolicy()
 _running_loop, _current_task = asyncio.get_running_loop, asyncio.current_task  # read once per call
 _DEFAULT_BULKHEAD = SemaphoreBulkhead()
 _COROUTINE = types.CoroutineType
+_HEDGE_BUDGET = RetryBudget()  # what hedges may spend when the dependency has no retry budget
+_HEDGE_REFRESH_NS = 100_000_000  # how often the hedge delay is read again from the window
 
 
 class _Keep:
@@ -111,10 +128,11 @@ class Dependency:
         registry: Registry | None = default_registry,
         clock: Clock = SYSTEM_CLOCK,
         seed: int | None = None,
+        hedge: Hedge | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"Dependency.name must be a non-empty string, got {name!r}")
-        settings = Settings.checked(timeout, breaker, bulkhead, retry, fallbacks)
+        settings = Settings.checked(timeout, breaker, bulkhead, retry, fallbacks, hedge=hedge)
         self.name = name
         self.owner = owner
         self._clock = clock
@@ -131,6 +149,15 @@ class Dependency:
         max_active, max_wait, slow_after = settings.admission()
         self._state = DependencyState(name, settings.breaker, max_active, max_wait, slow_after,
                                       len(settings.fallbacks), clock, self._emit)
+        self._skips = {"call": 0, "retry": 0, "fallback": 0, "hedge": 0}  # what a request's deadline left out
+        self._hedges = {"started": 0, "won": 0, "cancelled": 0}
+        self._hedge_read_at = -_HEDGE_REFRESH_NS
+        self._hedge_after: float | None = None
+        self._hedge_timers: dict[asyncio.AbstractEventLoop, HedgeTimers] = {}
+        self._limiter: Limiter | None = None
+        if isinstance(settings.bulkhead, AdaptiveBulkhead):
+            self._limiter = Limiter(settings.bulkhead, cast(Permits, self._state.slots),
+                                    _limit_slow_ns(settings), self._limit_moved)
         self._take(settings)
         self.breaker = BreakerControl(self._state)
         if registry is not None:
@@ -147,6 +174,17 @@ class Dependency:
         self._ignore = breaker.ignore if breaker else ()
         self._failure_when = breaker.failure_when if breaker else None
         self._retry_when = settings.retry.retry_when if settings.retry else None
+        self._hedge = settings.hedge
+        self._hedge_read_at = -_HEDGE_REFRESH_NS  # read the delay afresh with the new settings
+        # Hedging swaps the entry points on this instance, so a dependency without it pays nothing.
+        for entry in ("call", "execute", "acall", "aexecute"):
+            self.__dict__.pop(entry, None)
+        if settings.hedge is not None:
+            self.__dict__.update(acall=self._acall_hedged, aexecute=self._aexecute_hedged)
+            if self._pool is None:  # on the caller's own thread a call cannot race itself
+                self.__dict__.update(call=self._sync_hedge_refused, execute=self._sync_hedge_refused)
+            else:
+                self.__dict__.update(call=self._call_hedged, execute=self._execute_hedged)
         self._refresh_detour()
         # deadlines keep one timeout per loop: calls under way keep theirs, new calls get the new one
         self._deadlines: dict[asyncio.AbstractEventLoop, Deadlines] = {}
@@ -156,7 +194,8 @@ class Dependency:
                   breaker: BreakerPolicy | _Keep | None = _KEEP,
                   bulkhead: Bulkhead | _Keep | None = _KEEP,
                   retry: Retry | _Keep | None = _KEEP,
-                  fallbacks: Sequence[Fallback | Callable[..., Any]] | _Keep = _KEEP) -> None:
+                  fallbacks: Sequence[Fallback | Callable[..., Any]] | _Keep = _KEEP,
+                  hedge: Hedge | _Keep | None = _KEEP) -> None:
         """Change settings of a running dependency, validated as the constructor validates them.
 
         Every given setting is checked before any is applied (a bad one raises ConfigError and
@@ -178,9 +217,12 @@ class Dependency:
                 old.bulkhead if isinstance(bulkhead, _Keep) else bulkhead,
                 old.retry if isinstance(retry, _Keep) else retry,
                 old.fallbacks if isinstance(fallbacks, _Keep) else fallbacks,
+                hedge=old.hedge if isinstance(hedge, _Keep) else hedge,
             )
             old.check_change(new)
             max_active, max_wait, slow_after = new.admission()
+            if self._limiter is not None and isinstance(new.bulkhead, AdaptiveBulkhead):
+                max_active = self._limiter.follow(new.bulkhead, _limit_slow_ns(new))
             self._state.reconfigure(new.breaker, max_active, max_wait, slow_after, len(new.fallbacks))
             if self._pool is not None and isinstance(new.bulkhead, ThreadPoolBulkhead):
                 self._pool.resize(new.bulkhead.workers)
@@ -191,6 +233,7 @@ class Dependency:
     bulkhead: _Setting[Bulkhead | None] = _Setting("bulkhead", "The concurrency budget.")
     retry: _Setting[Retry | None] = _Setting("retry", "The retry policy.")
     fallbacks: _Setting[tuple[Fallback, ...]] = _Setting("fallbacks", "The fallback chain, in order.")
+    hedge: _Setting[Hedge | None] = _Setting("hedge", "The hedging policy.")
 
     # -- public call API ---------------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -259,10 +302,13 @@ class Dependency:
         permits, settle = state.permits, self._settle  # configure() resizes the permit list in place
         slots = cast(Permits, state.slots)  # read only where `permits` is not None, so never None there
         if pool is not None:
-            return functools.partial(self.call, fn)
+            def pooled(*args: P.args, **kwargs: P.kwargs) -> T:
+                return self.call(fn, *args, **kwargs)  # looked up per call: configure() may add a hedge
+
+            return pooled
 
         def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-            if not state.gate_open or armed[0] or self._detour:
+            if not state.gate_open or armed[0] or self._detour or travelling[0]:
                 return self.call(fn, *args, **kwargs)
             if permits is not None:
                 try:
@@ -322,7 +368,21 @@ class Dependency:
     def _refresh_detour(self) -> None:
         # One flag for "an answer must be looked at before it is recorded" (a listener, a result
         # predicate): the plain path reads it once, so predicates cost nothing while unused.
-        self._detour = self._observed or self._failure_when is not None or self._retry_when is not None
+        # The adaptive limit learns from every finished call, so it takes the same path.
+        self._detour = (self._observed or self._failure_when is not None or self._retry_when is not None
+                        or self._limiter is not None or self._state.counting or self._hedge is not None)
+
+    def _limit_moved(self, limit: int) -> None:
+        state = self._state
+        with state.lock:
+            state.max_active = limit
+            # a smaller limit is owed permits: successes then go the way that repays them (see _state)
+            state._attend(state.window.attention_at)
+
+    def _skipped(self, what: str) -> None:
+        """Count a call, retry or fallback level left out because the request's deadline had no room."""
+        with self._configuring:
+            self._skips[what] += 1
 
     def snapshot(self) -> dict[str, Any]:
         """Rolling-window metrics and state as a JSON-ready dict."""
@@ -348,7 +408,223 @@ class Dependency:
             "concurrent": state.active,
             "max_concurrent": state.max_active if self.bulkhead else None,
             "window_s": state.window.bucket_ns * state.window.n / 1e9,
+            "limit": None if self._limiter is None else {
+                "algorithm": self._limiter.policy.algorithm, "current": self._limiter.limit,
+                "min": self._limiter.policy.min_limit, "max": self._limiter.policy.max_limit},
+            "deadline_skipped": dict(self._skips),
+            "hedges": dict(self._hedges) if self._hedge is not None else None,
         }
+
+    # -- hedging ---------------------------------------------------------------------------------
+    def _sync_hedge_refused(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ConfigError(f"{self.name}: Dependency.hedge races two attempts, which needs coroutines "
+                          f"(acall/aexecute) or a ThreadPoolBulkhead; a sync call under a "
+                          f"{_kind_of(self.bulkhead)} runs on the caller's thread and cannot race itself, "
+                          f"so call() and execute() are refused while a hedge is set")
+
+    def _call_hedged(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._pool_race(fn, args, kwargs)
+        except Failed as exc:
+            failed = exc  # recover outside the handler, as `call` does
+        return self._recover(fn, args, kwargs, failed).value
+
+    def _execute_hedged(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Result[Any]:
+        start = self._now()
+        try:
+            value = self._pool_race(fn, args, kwargs)
+        except Failed as failed:
+            return self._recover(fn, args, kwargs, failed, start)
+        return self._primary_result(value, start)
+
+    def _pool_race(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`_race` on the thread pool: the primary on a worker, a hedge on another once it is late;
+        the first answer wins and the loser is abandoned to its worker (which keeps its permit until
+        it is done), or withdrawn if it has not started. Waits no longer than the primary's deadline."""
+        hedge, pool = self._hedge, self._pool
+        delay = None if hedge is None else self._hedge_delay(hedge)
+        if delay is None or pool is None or armed[0]:  # an injected fault takes the plain path
+            return self._attempt(fn, args, kwargs)
+        state = self._state
+        start = self._now()
+        timeout = self._timeout
+        if travelling[0]:
+            timeout = self._time_allowed(start)
+        admitted = state.enter(start)
+        if admitted > 0:
+            raise Failed(admitted, self._refusal(admitted))
+        finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+        give_back = cast(Permits, state.slots).give_back
+
+        def submit(tag: int, within: float | None) -> Job:
+            def after() -> None:
+                give_back()
+                finished.put(tag)
+
+            return pool.submit(fn, args, kwargs, after, within)
+
+        racers = [(submit(0, timeout), admitted, start)]
+        ends = None if timeout is None else start + int(timeout * 1e9)
+        failure: Failed | None = None
+        pending = {0}
+        deadline_passed = False
+        try:
+            tag = _next(finished, delay if ends is None else min(delay, (ends - start) / 1e9))
+            if tag is None and self._may_hedge():
+                now = self._now()
+                second = state.enter(now)
+                if second <= 0:
+                    racers.append((submit(1, None if ends is None else (ends - now) / 1e9), second, now))
+                    pending.add(1)
+                    self._count_hedge("started")
+            while pending:
+                if tag is None:
+                    tag = _next(finished, None if ends is None else (ends - self._now()) / 1e9)
+                    if tag is None:
+                        deadline_passed = True  # nobody answered in time
+                        break
+                job, admitted, t0 = racers[tag]
+                pending.discard(tag)
+                job.wait(None)  # the worker signals just before it lets go of the job
+                end = self._now()
+                if not job.started:  # dropped by its worker at its deadline: no answer
+                    if tag == 0:
+                        failure = failure or self._timed_out(end, start, admitted, timeout)
+                    else:
+                        state.leave(end, -1, 0, admitted, release=False)
+                    tag = None
+                    continue
+                tag = None
+                try:
+                    if job.error is not None:
+                        self._settle(job.error, end, end - t0, admitted, False, fn)
+                    if type(job.value) is _COROUTINE:
+                        self._unawaited(job.value, fn, end, admitted, False)
+                    value = self._judged(job.value, t0, end, admitted, False)
+                except Failed as failed:
+                    failure = failure or failed
+                    if failed.outcome == _TIMEOUT:
+                        break
+                    continue
+                if job is not racers[0][0]:
+                    self._count_hedge("won")
+                return value
+        finally:
+            for tag in pending:  # the loser, or every racer still out at the deadline
+                job, admitted, t0 = racers[tag]
+                job.withdraw()  # a job still queued must not start; a running one is abandoned
+                if tag == 0 and deadline_passed:
+                    continue  # the primary timed out: counted below
+                state.leave(self._now(), -1, 0, admitted, release=False)
+                if len(racers) > 1:
+                    self._count_hedge("cancelled")
+        if deadline_passed and 0 in pending:
+            raise self._timed_out(self._now(), start, racers[0][1], timeout)
+        assert failure is not None  # every racer ended without an answer
+        raise failure
+
+    def _timed_out(self, end: int, start: int, admitted: int, timeout: float | None) -> Failed:
+        """Record a pooled primary that gave no answer by its deadline; the `Failed` to raise."""
+        self._state.leave(end, _TIMEOUT, end - start, admitted, release=False)
+        error = DeadlineExceeded(f"{self.name}: no answer within {timeout}s")
+        self._emit_outcome(Outcome.TIMEOUT, end - start, error)
+        return Failed(_TIMEOUT, error)
+
+    async def _acall_hedged(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self._race(fn, args, kwargs)
+        except Failed as failed:
+            return (await self._recover_async(fn, args, kwargs, failed)).value
+
+    async def _aexecute_hedged(self, fn: Callable[..., Awaitable[Any]], /,
+                               *args: Any, **kwargs: Any) -> Result[Any]:
+        start = self._now()
+        try:
+            value = await self._race(fn, args, kwargs)
+        except Failed as failed:
+            return await self._recover_async(fn, args, kwargs, failed, start)
+        return self._primary_result(value, start)
+
+    def _hedge_delay(self, hedge: Hedge) -> float | None:
+        """Seconds after which a second attempt starts (None: no hedge for this call)."""
+        now = self._now()
+        if now - self._hedge_read_at >= _HEDGE_REFRESH_NS:
+            state = self._state
+            with state.lock:
+                latency, calls = quantile(state.window, now, hedge.percentile)
+            self._hedge_after = max(hedge.floor, latency) if calls >= hedge.min_samples else None
+            self._hedge_read_at = now
+        after = self._hedge_after
+        if after is not None and self._timeout is not None and after >= self._timeout:
+            return None  # the first attempt times out before a hedge would start
+        return after
+
+    def _may_hedge(self) -> bool:
+        """Breaker closed, a permit free, time left before the deadline, and budget to spend."""
+        state = self._state
+        if not state.gate_open or (state.permits is not None and not state.permits):
+            return False
+        if travelling[0]:
+            left = time_left()
+            if left is not None and left <= 0:
+                self._skipped("hedge")
+                return False
+        budget = self._retry.budget if self._retry is not None and self._retry.budget is not None \
+            else _HEDGE_BUDGET
+        return state.retry_allowed(self._now(), budget.ratio, budget.min_per_second)
+
+    async def _race(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        """The primary attempt, run in the caller's task, and a hedge in a task of its own once the
+        primary is late: the first answer wins, the loser is cancelled. A primary that fails lets a
+        running hedge answer; a timeout ends the race at once, so a hedge never keeps the caller
+        past the primary's deadline. No task and no timer handle per call: the hedge times share
+        one queue and one armed timer per event loop (as deadlines do)."""
+        hedge = self._hedge
+        delay = None if hedge is None else self._hedge_delay(hedge)
+        if delay is None:
+            return await self._attempt_async(fn, args, kwargs)
+        loop = _running_loop()
+        task = _current_task(loop)
+        assert task is not None, "acall needs a running task"
+        timers = self._hedge_timers.get(loop)
+        if timers is None:
+            for old in [lp for lp in list(self._hedge_timers) if lp.is_closed()]:
+                self._hedge_timers.pop(old, None)
+            timers = self._hedge_timers[loop] = HedgeTimers(loop, delay, self._clock)
+        race = _Race(self, task, fn, args, kwargs)
+        entry = timers.start(race, self._now(), delay)  # type: ignore[arg-type]
+        try:
+            value = await self._attempt_async(fn, args, kwargs)
+        except asyncio.CancelledError:
+            if race.won and task.uncancel() == 0:  # the hedge answered and cancelled the primary
+                self._count_hedge("won")
+                self._count_hedge("cancelled")
+                return race.value
+            raise
+        except Failed as failed:
+            second = race.hedge
+            if second is None or failed.outcome == _TIMEOUT:
+                raise
+            race.settled = True  # the hedge is still running: it may answer yet
+            value = await second
+            self._count_hedge("won")
+            return value
+        finally:
+            race.settled = True
+            if entry[2] == RUNNING:
+                entry[2] = DONE
+                if timers.pending and timers.pending[0] is entry:
+                    timers.pending.popleft()
+            second = race.hedge
+            if second is not None and not second.done():
+                second.cancel()
+                self._count_hedge("cancelled")
+        return value
+
+    def _count_hedge(self, what: str) -> None:
+        with self._configuring:
+            self._hedges[what] += 1
 
     # -- the primary attempt -------------------------------------------------------------------
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -360,6 +636,8 @@ class Dependency:
                 fn = self._faulty(found[0], fn)
         state = self._state
         start = self._now()
+        if travelling[0]:  # a request deadline or a call_timeout is in force somewhere
+            self._time_allowed(start)  # refuses the call once the deadline has passed
         # Fast path: breaker closed and a permit free, no lock taken.
         permits = state.permits
         if admitted:
@@ -377,7 +655,9 @@ class Dependency:
         if admitted > 0:
             raise Failed(admitted, self._refusal(admitted))
         if self._pool is not None:
-            return self._attempt_pooled(fn, args, kwargs, start, admitted)
+            # a sync call on the caller's thread cannot be stopped; a pooled one is abandoned in time
+            timeout = call_limit(self._timeout) if travelling[0] else self._timeout
+            return self._attempt_pooled(fn, args, kwargs, start, admitted, timeout)
         try:
             value = fn(*args, **kwargs)
         except BaseException as exc:
@@ -395,12 +675,11 @@ class Dependency:
         return value
 
     def _attempt_pooled(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                        start: int, admitted: int) -> Any:
+                        start: int, admitted: int, timeout: float | None) -> Any:
         assert self._pool is not None
         state = self._state
         job: Job | None = None
         try:
-            timeout = self._timeout
             job = self._pool.submit(fn, args, kwargs, cast(Permits, state.slots).give_back, timeout)
             finished = job.wait(timeout)
         except BaseException:  # the caller was interrupted (KeyboardInterrupt, ...): not a verdict
@@ -434,8 +713,11 @@ class Dependency:
             if found is not None:
                 admitted = self._injecting(*found)
                 fn = self._faulty_async(found[0], fn)
+        timeout = self._timeout
         state = self._state
         start = self._now()
+        if travelling[0]:
+            timeout = self._time_allowed(start)
         # The same lock-free admission as `_attempt`, inlined: a helper would cost a call per call.
         permits = state.permits
         if admitted:
@@ -445,17 +727,16 @@ class Dependency:
                 permits.pop()
                 admitted = ADMITTED
             except IndexError:
-                admitted = await self._enter_async(state, start)
+                admitted = await self._enter_async(state, start, timeout)
         elif state.gate_open and permits is None:
             admitted = ADMITTED
         else:
-            admitted = await self._enter_async(state, start)
+            admitted = await self._enter_async(state, start, timeout)
         if admitted > 0:
             raise Failed(admitted, self._refusal(admitted))
-        timeout = self._timeout
         if timeout is None:
             try:
-                value = await fn(*args, **kwargs)
+                value = await (fn(*args, **kwargs) if not reviewing[0] else marked(fn, args, kwargs))
             except BaseException as exc:
                 end = self._now()
                 self._settle(exc, end, end - start, admitted, True, fn, True)
@@ -463,12 +744,12 @@ class Dependency:
             loop = _running_loop()
             deadlines = self._deadlines.get(loop)
             if deadlines is None:
-                deadlines = self._deadlines_for(loop, timeout)
+                deadlines = self._deadlines_for(loop, self._timeout or timeout)
             task = _current_task(loop)  # passing the loop skips a second lookup
             assert task is not None, "acall needs a running task"
-            entry = deadlines.start(task, start)
+            entry = deadlines.start(task, start, timeout)
             try:
-                value = await fn(*args, **kwargs)
+                value = await (fn(*args, **kwargs) if not reviewing[0] else marked(fn, args, kwargs))
             except asyncio.CancelledError as exc:
                 end = self._now()
                 if entry[2] == EXPIRED and task.uncancel() == 0:
@@ -513,8 +794,11 @@ class Dependency:
             state.leave(end, _FAILURE, elapsed, admitted, release)
             self._emit_outcome(Outcome.FAILURE if admitted != INJECTED else Outcome.INJECTED, elapsed, error)
             raise Failed(_FAILURE, error)
-        if admitted or not release:  # a trial, an injected delay, a pooled call (its worker frees it)
-            state.leave(end, _SUCCESS, elapsed, admitted, release)
+        limiter = self._limiter
+        if limiter is not None and admitted != INJECTED:  # an injected delay is not the dependency's latency
+            limiter.sample(elapsed, state.active, False)  # still holding its permit: counts itself
+        if admitted or not release or state.counting:  # a trial, an injected delay, a pooled call (its
+            state.leave(end, _SUCCESS, elapsed, admitted, release)  # worker frees it), a per-call rule
         else:
             state.succeeded(end, elapsed)
         if self._observed:
@@ -523,11 +807,23 @@ class Dependency:
             raise Failed(_SUCCESS, FailedResult(self.name, value, "worth another try (retry_when)"))
         return value
 
-    async def _enter_async(self, state: DependencyState, start: int) -> int:
+    async def _enter_async(self, state: DependencyState, start: int, within: float | None) -> int:
         """Admission when the lock-free fast path could not decide; a wait counts against the deadline."""
         if state.max_wait_s <= 0:
             return state.enter(start)
-        return await state.enter_async(start, self._timeout)
+        return await state.enter_async(start, within)
+
+    def _time_allowed(self, now_ns: int) -> float | None:
+        """This call's timeout under a request deadline or `call_timeout`; when the deadline has
+        already passed the call is not made: counted as rejected and skipped, the fallbacks answer."""
+        timeout = call_limit(self._timeout, self._clock, now_ns)
+        if timeout is not None and timeout <= 0:
+            self._skipped("call")
+            self._state.count(_REJECTED)
+            error = DeadlineExceeded(f"{self.name}: the request's deadline has passed; not called")
+            self._emit_outcome(Outcome.REJECTED, 0, error)
+            raise Failed(_REJECTED, error)
+        return timeout
 
     def _deadlines_for(self, loop: asyncio.AbstractEventLoop, timeout: float) -> Deadlines:
         # forget closed loops (tests and asyncio.run create many) so they can be collected
@@ -556,6 +852,8 @@ class Dependency:
             # KeyboardInterrupt and other non-Exceptions say nothing about it and count as nothing
             self._state.leave(end, _SUCCESS if isinstance(exc, Exception) else -1, elapsed, admitted, release)
             raise exc
+        if outcome == _TIMEOUT and self._limiter is not None and admitted != INJECTED:
+            self._limiter.sample(elapsed, self._state.active, True)  # a drop: the limit backs off
         self._state.leave(end, outcome, elapsed, admitted, release)
         self._emit_outcome(Outcome(outcome) if admitted != INJECTED else Outcome.INJECTED, elapsed, exc)
         raise Failed(outcome, exc) from None
@@ -581,8 +879,9 @@ class Dependency:
         """ADMITTED for a process-wide fault that lets the call run (it counts like a real
         failure); INJECTED for the request's own delay (the call runs, counted apart). A rejection,
         and any failing fault of the request's own, is `Failed` into the fallbacks at once: a
-        process-wide one counted as rejected, the request's own as injected."""
-        if fault.kind == "delay" or (not per_request and fault.kind != "reject"):
+        process-wide one counted as rejected, the request's own as injected. A fault that answers
+        (`status`, `result`) runs like a delay: its stand-in answer is judged as a real one would be."""
+        if fault.kind in ANSWERING_KINDS or (not per_request and fault.kind != "reject"):
             return INJECTED if per_request else ADMITTED
         outcome, error = self._fault_error(fault)
         shown = _INJECTED if per_request else outcome
@@ -602,9 +901,10 @@ class Dependency:
         clock = self._clock
 
         def injected(*args: Any, **kwargs: Any) -> Any:
-            if fault.kind == "delay":
-                clock.sleep(fault.delay)
-                return fn(*args, **kwargs)
+            if fault.kind in ANSWERING_KINDS:
+                if fault.delay:
+                    clock.sleep(fault.delay)
+                return fn(*args, **kwargs) if fault.kind == "delay" else stand_in(fault, args)
             raise self._fault_error(fault)[1]
 
         return injected
@@ -613,9 +913,10 @@ class Dependency:
         clock = self._clock
 
         async def injected(*args: Any, **kwargs: Any) -> Any:
-            if fault.kind == "delay":
-                await clock.asleep(fault.delay)
-                return await fn(*args, **kwargs)
+            if fault.kind in ANSWERING_KINDS:
+                if fault.delay:
+                    await clock.asleep(fault.delay)
+                return await fn(*args, **kwargs) if fault.kind == "delay" else stand_in(fault, args)
             raise self._fault_error(fault)[1]
 
         return injected
@@ -637,11 +938,15 @@ class Dependency:
         try:
             for level, (fallback, is_async) in plan.levels:
                 t0 = self._now()
+                limit = plan.level_timeout(fallback, is_async)
+                if limit is not None and limit <= 0:
+                    plan.level_skipped(fallback)
+                    continue
                 try:
                     if is_async:
                         raise ConfigError(f"{self.name}: fallback {fallback.name!r} is async; "
                                           "use acall/aexecute")
-                    value = self._in_time(fallback, t0, fallback.fn(*args, **kwargs))
+                    value = self._in_time(fallback, t0, fallback.fn(*args, **kwargs), limit)
                 except Exception as exc:
                     plan.level_failed(fallback, exc)
                     continue
@@ -665,14 +970,18 @@ class Dependency:
             return kept
         token = plan.enter_fallbacks()
         try:
-            for level, (fallback, _) in plan.levels:
+            for level, (fallback, is_async) in plan.levels:
                 t0 = self._now()
+                limit = plan.level_timeout(fallback, is_async)
+                if limit is not None and limit <= 0:
+                    plan.level_skipped(fallback)
+                    continue
                 try:
                     value = fallback.fn(*args, **kwargs)
                     if inspect.isawaitable(value):
-                        value = await asyncio.wait_for(value, fallback.timeout)  # cancelled at its deadline
+                        value = await asyncio.wait_for(value, limit)  # cancelled at its deadline
                     else:
-                        value = self._in_time(fallback, t0, value)
+                        value = self._in_time(fallback, t0, value, limit)
                 except Exception as exc:
                     plan.level_failed(fallback, exc)
                     continue
@@ -681,11 +990,11 @@ class Dependency:
             in_fallbacks.reset(token)
         return plan.last_resort()
 
-    def _in_time(self, fallback: Fallback, t0: int, value: Any) -> Any:
+    def _in_time(self, fallback: Fallback, t0: int, value: Any, limit: float | None) -> Any:
         """`value`, unless the sync fallback that produced it overran its deadline."""
-        if fallback.timeout is not None and self._now() - t0 > fallback.timeout * 1e9:
+        if limit is not None and self._now() - t0 > limit * 1e9:
             raise DeadlineExceeded(f"{self.name}: fallback {fallback.name!r} missed its "
-                                   f"{fallback.timeout}s deadline")
+                                   f"{limit:g}s deadline")
         return value
 
     def _primary_result(self, value: Any, start: int) -> Result[Any]:
@@ -714,6 +1023,35 @@ class Dependency:
         return f"Dependency({self.name!r}, state={self._state.state_name!r})"
 
 
+class _Race:
+    """One hedged call: started by its timer, it runs the hedge if the primary is still at it, and
+    when the hedge answers first it cancels the primary (the caller's own task)."""
+
+    __slots__ = ("args", "dep", "fn", "hedge", "kwargs", "settled", "task", "value", "won")
+
+    def __init__(self, dep: Dependency, task: asyncio.Task[Any], fn: Callable[..., Awaitable[Any]],
+                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.dep, self.task, self.fn, self.args, self.kwargs = dep, task, fn, args, kwargs
+        self.hedge: asyncio.Task[Any] | None = None
+        self.settled = False  # the caller has its answer (or waits for the hedge itself)
+        self.won = False
+        self.value: Any = None
+
+    def start(self) -> None:
+        if self.settled or self.task.done() or not self.dep._may_hedge():
+            return
+        self.hedge = asyncio.ensure_future(self.dep._attempt_async(self.fn, self.args, self.kwargs))
+        self.dep._count_hedge("started")
+        self.hedge.add_done_callback(self._hedge_done)
+
+    def _hedge_done(self, hedge: asyncio.Task[Any]) -> None:
+        if self.settled or hedge.cancelled() or hedge.exception() is not None:
+            return  # too late, or it failed: the primary goes on
+        self.won = self.settled = True
+        self.value = hedge.result()
+        self.task.cancel()
+
+
 class BreakerControl:
     """The breaker's state and manual overrides, as `dependency.breaker`."""
 
@@ -740,6 +1078,30 @@ class BreakerControl:
     def reset(self) -> None:
         """Back to closed with an empty window, overrides removed."""
         self._state.force(None)
+
+
+def _next(finished: queue.SimpleQueue[int], within: float | None) -> int | None:
+    """The tag of the next racer to finish within `within` seconds (None: wait for ever), or None."""
+    if within is not None and within <= 0:
+        return None
+    try:
+        return finished.get(timeout=within)
+    except queue.Empty:
+        return None
+
+
+def _kind_of(bulkhead: Bulkhead | None) -> str:
+    return "no bulkhead" if bulkhead is None else type(bulkhead).__name__
+
+
+def _limit_slow_ns(settings: Settings) -> int:
+    """The latency from which an AIMD limit backs off: its own `slow`, else the breaker's slow-call
+    threshold, else the timeout (0: only timeouts count)."""
+    bulkhead, breaker = settings.bulkhead, settings.breaker
+    if isinstance(bulkhead, AdaptiveBulkhead) and bulkhead.slow is not None:
+        return int(bulkhead.slow * 1e9)
+    slow = breaker.slow_call if breaker is not None and breaker.slow_call is not None else settings.timeout
+    return int(slow * 1e9) if slow is not None else 0
 
 
 def _named(fn: object) -> str:

@@ -26,7 +26,15 @@ class BreakerPolicy:
       count as nothing and skip the fallbacks (a bad request is not the dependency's fault);
     - `failure_when(value)`, when given, judges what the call returned: true counts the answer as a
       failure (an HTTP 503, say), which goes to the retries and fallbacks as a raised failure does;
-      if none of them answers, the caller gets the value itself.
+      if none of them answers, the caller gets the value itself;
+    - `window_calls`, when given, judges the last that many calls instead of the last `window`
+      seconds (resilience4j's count-based window), on every call that ends; `min_calls` and the
+      rates apply to them alike;
+    - `consecutive_failures`, when given, also opens after that many failures or timeouts in a
+      row, whatever the window says (a dependency that is down, found out before `min_calls`);
+    - `open_for_max`, when given, makes the open time grow: each time the half-open trials fail
+      and the circuit opens again, it stays open `open_backoff` times longer, up to `open_for_max`
+      seconds; it is back to `open_for` once the circuit closes.
 
     >>> BreakerPolicy(error_rate=0.25, open_for=2.0).min_calls
     20
@@ -44,6 +52,10 @@ class BreakerPolicy:
     failure_on: tuple[type[BaseException], ...] = (Exception,)
     ignore: tuple[type[BaseException], ...] = ()
     failure_when: Callable[[Any], bool] | None = None
+    window_calls: int | None = None
+    consecutive_failures: int | None = None
+    open_for_max: float | None = None
+    open_backoff: float = 2.0
 
     def __post_init__(self) -> None:
         n = "BreakerPolicy"
@@ -60,6 +72,13 @@ class BreakerPolicy:
         v.number(n, "check_interval", self.check_interval, low=0.0, high=60.0)
         object.__setattr__(self, "failure_on", v.exceptions(n, "failure_on", self.failure_on))
         object.__setattr__(self, "ignore", v.exceptions(n, "ignore", self.ignore))
+        if self.window_calls is not None:
+            v.integer(n, "window_calls", self.window_calls, low=1, high=1_000_000)
+        if self.consecutive_failures is not None:
+            v.integer(n, "consecutive_failures", self.consecutive_failures, low=1, high=1_000_000)
+        if self.open_for_max is not None:
+            v.number(n, "open_for_max", self.open_for_max, low=self.open_for, high=86400.0)
+        v.number(n, "open_backoff", self.open_backoff, low=1.0, high=100.0)
         if self.window * 1e9 / self.buckets < 1e6:
             raise ConfigError(f"{n}.buckets: window / buckets must be >= 1 ms, "
                               f"got {self.window}/{self.buckets}")
@@ -97,7 +116,61 @@ class ThreadPoolBulkhead:
         v.integer("ThreadPoolBulkhead", "queue", self.queue, low=0, high=1_000_000)
 
 
-Bulkhead = SemaphoreBulkhead | ThreadPoolBulkhead
+@dataclass(frozen=True, slots=True)
+class AdaptiveBulkhead:
+    """Isolation by counting, like the semaphore, with a limit that follows measured latency.
+
+    The limit starts at `initial` and moves between `min_limit` and `max_limit` after every
+    `samples` finished calls, by one of two rules (Netflix concurrency-limits' families):
+
+    - `"gradient"`: compares the batch's mean latency with the dependency's latency when not
+      loaded (its baseline). While latency stays within `tolerance` x the baseline the limit grows
+      by about its square root (room for a queue); past it the limit shrinks in proportion (at most
+      by half per batch), smoothed by `smoothing`. The baseline is the lowest batch latency seen,
+      re-measured whenever the callers leave half the limit unused and, every `probe_every`
+      batches (0: never), by one batch at a low limit (the square root of the limit) after which
+      the limit returns to where it was: a baseline first measured under load, or a dependency
+      that became slower for good, is corrected within one probe;
+    - `"aimd"`: grows by one while the calls use at least half the limit, and is multiplied by
+      `backoff` when a call times out or takes `slow` seconds or more (default: the breaker's
+      slow-call threshold, else the dependency's timeout).
+
+    A call over the limit is refused at once (counted as rejected) and the fallback chain answers.
+
+    >>> AdaptiveBulkhead(algorithm="aimd", initial=10).max_limit
+    200
+    """
+
+    algorithm: Literal["gradient", "aimd"] = "gradient"
+    initial: int = 20
+    min_limit: int = 1
+    max_limit: int = 200
+    samples: int = 10
+    tolerance: float = 1.0
+    smoothing: float = 0.2
+    backoff: float = 0.9
+    slow: float | None = None
+    probe_every: int = 200
+
+    def __post_init__(self) -> None:
+        n = "AdaptiveBulkhead"
+        if self.algorithm not in ("gradient", "aimd"):
+            raise ConfigError(f"{n}.algorithm must be one of 'gradient', 'aimd', got {self.algorithm!r}")
+        v.integer(n, "min_limit", self.min_limit, low=1, high=1_000_000)
+        v.integer(n, "max_limit", self.max_limit, low=self.min_limit, high=1_000_000)
+        v.integer(n, "initial", self.initial, low=self.min_limit, high=self.max_limit)
+        v.integer(n, "samples", self.samples, low=1, high=100_000)
+        v.number(n, "tolerance", self.tolerance, low=1.0, high=100.0)
+        v.number(n, "smoothing", self.smoothing, low=0.0, high=1.0, low_open=True)
+        v.number(n, "backoff", self.backoff, low=0.0, high=1.0, low_open=True)
+        if self.backoff >= 1.0:
+            raise ConfigError(f"{n}.backoff must be in (0.0, 1.0), got {self.backoff!r}")
+        if self.slow is not None:
+            v.number(n, "slow", self.slow, low=0.0, high=3600.0, low_open=True)
+        v.integer(n, "probe_every", self.probe_every, low=0, high=1_000_000)
+
+
+Bulkhead = SemaphoreBulkhead | ThreadPoolBulkhead | AdaptiveBulkhead
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +241,33 @@ class Retry:
         """Seconds to wait before `attempt` (2 = the first retry)."""
         ceiling = min(self.maximum, self.initial * self.multiplier ** (attempt - 2))
         return rng.uniform(0.0, ceiling) if self.jitter == "full" else ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class Hedge:
+    """A second attempt when the first is slower than usual; the first answer wins.
+
+    The second attempt starts once the first has run for the dependency's live `percentile`
+    latency (p90 by default, from its rolling window, refreshed every 100 ms), and never sooner
+    than `floor` seconds; it waits for `min_samples` calls in the window before the first hedge.
+    The loser is cancelled (asyncio) or abandoned to its worker (thread pool), and counted.
+    A hedge spends from the retry budget (the retry policy's, else a default `RetryBudget`), and
+    starts only while the breaker is closed, a permit is free and the deadline leaves time.
+    Coroutines, and sync calls under a `ThreadPoolBulkhead`; a sync call on the caller's own
+    thread cannot run twice at once, so it is refused with ConfigError.
+
+    >>> Hedge(percentile=0.95).floor
+    0.001
+    """
+
+    percentile: float = 0.9
+    floor: float = 0.001
+    min_samples: int = 20
+
+    def __post_init__(self) -> None:
+        v.number("Hedge", "percentile", self.percentile, low=0.0, high=1.0, low_open=True)
+        v.number("Hedge", "floor", self.floor, low=0.0, high=3600.0)
+        v.integer("Hedge", "min_samples", self.min_samples, low=1, high=1_000_000)
 
 
 @dataclass(frozen=True, slots=True)

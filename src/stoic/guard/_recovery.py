@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
-from ._errors import DependencyFailed, FailedResult, GuardError
+from ._errors import DeadlineExceeded, DependencyFailed, FailedResult, GuardError
 from ._events import Event, Outcome, Result
 from ._policies import Fallback, Retry
+from ._travel import time_left, travelling
 
 if TYPE_CHECKING:
     from ._dependency import Dependency
@@ -39,7 +40,8 @@ in_fallbacks: ContextVar[tuple[Dependency, ...]] = ContextVar("stoic_in_fallback
 class Recovery:
     """The decisions after one failed primary: whether to retry, which levels to walk, what to count."""
 
-    __slots__ = ("attempt", "causes", "dep", "failed", "failed_at", "first", "levels", "start")
+    __slots__ = ("attempt", "causes", "dep", "failed", "failed_at", "first", "last_took", "levels",
+                 "retried_at", "start")
 
     def __init__(self, dep: Dependency, failed: Failed, start: int | None) -> None:
         self.dep = dep
@@ -50,6 +52,9 @@ class Recovery:
         self.causes: list[tuple[str, BaseException]] = [("primary", failed.error)]
         self.attempt = 2
         self.levels: Sequence[tuple[int, tuple[Fallback, bool]]] = ()
+        # how long the last attempt took (0 when unknown): a retry needs about as long again
+        self.last_took = self.failed_at - start if start is not None else 0
+        self.retried_at = 0
 
     def next_retry(self) -> float | None:
         """The pause before the next primary attempt, or None when no retry is allowed.
@@ -78,6 +83,15 @@ class Recovery:
         ends = (now - self.failed_at) / 1e9 + delay + (dep._timeout or 0.0)
         if retry.total is not None and ends > retry.total:
             return None
+        if travelling[0]:
+            left = time_left()
+            # the pause and an attempt as long as the last one must end before the request's deadline
+            if left is not None and left - delay <= max(self.last_took / 1e9, 0.0):
+                dep._skipped("retry")
+                self.causes.append(("retry", DeadlineExceeded(
+                    f"{dep.name}: retry skipped: a {delay:.3f}s pause and another attempt do not fit "
+                    f"in the {max(left, 0.0):.3f}s left before the request's deadline")))
+                return None
         state = dep._state
         if not state.allows(now):  # never retry into an open breaker
             return None
@@ -89,6 +103,7 @@ class Recovery:
             state.count(int(Outcome.RETRY))
         dep._emit_outcome(Outcome.RETRY, 0, error)
         self.attempt += 1
+        self.retried_at = now + int(delay * 1e9)
         return delay
 
     def primary_answered(self, value: Any) -> Result[Any]:
@@ -96,6 +111,7 @@ class Recovery:
 
     def primary_failed(self, failed: Failed) -> None:
         self.failed = failed
+        self.last_took = self.dep._now() - self.retried_at
         self.causes.append(("primary", failed.error))
 
     def kept_answer(self) -> Result[Any] | None:
@@ -115,6 +131,24 @@ class Recovery:
         else:
             self.levels = tuple(enumerate(dep._levels))
         return in_fallbacks.set((*chain, dep))
+
+    def level_timeout(self, fallback: Fallback, is_async: bool) -> float | None:
+        """The level's timeout cut to the request's deadline (None: unbounded); 0 or less when the
+        level cannot fit and is skipped. A sync level without a timeout is taken for a local answer
+        (a constant, a cache) and always runs: it cannot be stopped anyway."""
+        timeout = fallback.timeout
+        if not travelling[0] or (timeout is None and not is_async):
+            return timeout
+        left = time_left()
+        if left is None:
+            return timeout
+        return left if timeout is None else min(timeout, left)
+
+    def level_skipped(self, fallback: Fallback) -> None:
+        dep = self.dep
+        dep._skipped("fallback")
+        self.causes.append((fallback.name, DeadlineExceeded(
+            f"{dep.name}: fallback {fallback.name!r} skipped: no time left before the request's deadline")))
 
     def level_failed(self, fallback: Fallback, exc: Exception) -> None:
         dep = self.dep

@@ -6,7 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._errors import ConfigError
-from ._policies import BreakerPolicy, Bulkhead, Fallback, Retry, SemaphoreBulkhead, ThreadPoolBulkhead
+from ._policies import (
+    AdaptiveBulkhead,
+    BreakerPolicy,
+    Bulkhead,
+    Fallback,
+    Hedge,
+    Retry,
+    SemaphoreBulkhead,
+    ThreadPoolBulkhead,
+)
 from ._state import UNBOUNDED
 from ._validate import number
 
@@ -20,16 +29,18 @@ class Settings:
     bulkhead: Bulkhead | None
     retry: Retry | None
     fallbacks: tuple[Fallback, ...]
+    hedge: Hedge | None = None
 
     @classmethod
     def checked(cls, timeout: object, breaker: object, bulkhead: object, retry: object,
-                fallbacks: object, owner: str = "Dependency") -> Settings:
+                fallbacks: object, owner: str = "Dependency", hedge: object = None) -> Settings:
         """Validate each field as the constructor always has; ConfigError names `owner.field`."""
         if timeout is not None:
             timeout = number(owner, "timeout", timeout, low=0.0, high=3600.0, low_open=True)
-        if bulkhead is not None and not isinstance(bulkhead, SemaphoreBulkhead | ThreadPoolBulkhead):
-            raise ConfigError(f"{owner}.bulkhead must be SemaphoreBulkhead, ThreadPoolBulkhead or None, "
-                              f"got {bulkhead!r}")
+        if bulkhead is not None and not isinstance(bulkhead, SemaphoreBulkhead | ThreadPoolBulkhead
+                                                   | AdaptiveBulkhead):
+            raise ConfigError(f"{owner}.bulkhead must be SemaphoreBulkhead, ThreadPoolBulkhead, "
+                              f"AdaptiveBulkhead or None, got {bulkhead!r}")
         if breaker is not None and not isinstance(breaker, BreakerPolicy):
             raise ConfigError(f"{owner}.breaker must be a BreakerPolicy or None, got {breaker!r}")
         if retry is not None and not isinstance(retry, Retry):
@@ -37,8 +48,10 @@ class Settings:
         if isinstance(fallbacks, str | bytes) or not isinstance(fallbacks, Iterable):
             raise ConfigError(f"{owner}.fallbacks must be a sequence of Fallback or callables, "
                               f"got {fallbacks!r}")
+        if hedge is not None and not isinstance(hedge, Hedge):
+            raise ConfigError(f"{owner}.hedge must be a Hedge or None, got {hedge!r}")
         levels = tuple(f if isinstance(f, Fallback) else Fallback(f) for f in fallbacks)
-        return cls(timeout, breaker, bulkhead, retry, levels)
+        return cls(timeout, breaker, bulkhead, retry, levels, hedge)
 
     def admission(self) -> tuple[int, float, float | None]:
         """(calls in flight allowed, seconds a call may wait for room, latency from which a call is slow).
@@ -51,6 +64,8 @@ class Settings:
             return bulkhead.workers + bulkhead.queue, 0.0, None
         if isinstance(bulkhead, SemaphoreBulkhead):
             return bulkhead.max_concurrent, bulkhead.max_wait, self.timeout
+        if isinstance(bulkhead, AdaptiveBulkhead):  # over the limit: refused at once, the fallbacks answer
+            return bulkhead.initial, 0.0, self.timeout
         return UNBOUNDED, 0.0, self.timeout
 
     def check_change(self, new: Settings) -> None:

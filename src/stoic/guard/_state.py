@@ -41,9 +41,10 @@ class DependencyState:
     # code between two syscalls runs on cold caches, where each line counts).
     __slots__ = (  # noqa: RUF023
         "gate_open", "permits", "slots", "window", "plain_below", "lock",
-        "breaker", "changes", "check_ns", "checked_at", "clock",
-        "emit", "forced", "max_active", "name", "open_ns", "opened_at",
-        "slow_ns", "state", "trial_errors", "trial_results", "trial_slow", "trials_left",
+        "breaker", "changes", "check_ns", "checked_at", "clock", "counting",
+        "emit", "forced", "max_active", "name", "open_ns", "opened_at", "reopens", "ring", "ring_failed",
+        "ring_slow", "slow_ns", "state", "streak", "trial_errors", "trial_results", "trial_slow",
+        "trials_left",
     )
 
     def __init__(self, name: str, policy: BreakerPolicy | None, max_active: int, max_wait: float,
@@ -64,6 +65,9 @@ class DependencyState:
         self.gate_open = True  # closed and not forced: admission needs no lock
         self.forced: int | None = None
         self.opened_at = 0
+        self.reopens = 0  # times the trials failed in a row: the open time grows with them
+        self.ring: deque[int] | None = None  # the last `window_calls` outcomes (bit 0 failed, bit 1 slow)
+        self.ring_failed = self.ring_slow = self.streak = 0
         window, buckets = _span(policy)
         self.window = RollingWindow(window, buckets, levels)
         self._follow(policy, slow_after)
@@ -82,6 +86,14 @@ class DependencyState:
         # below this a success is plain: not slow, and inside the latency histogram's range
         self.plain_below = min(self.slow_ns or MAX_LATENCY_NS, MAX_LATENCY_NS)
         self.check_ns = int(policy.check_interval * 1e9) if policy else 0
+        size = policy.window_calls if policy else None
+        if size is None:
+            self.ring = None
+        elif self.ring is None or self.ring.maxlen != size:
+            self.ring = deque(maxlen=size)
+            self.ring_failed = self.ring_slow = 0
+        # every call's outcome must reach `leave` (see Dependency._refresh_detour)
+        self.counting = policy is not None and (size is not None or policy.consecutive_failures is not None)
 
     def reconfigure(self, policy: BreakerPolicy | None, max_active: int, max_wait: float,
                     slow_after: float | None, levels: int) -> None:
@@ -233,6 +245,11 @@ class DependencyState:
                 self._return_trial()
             return
         slow = 0 < self.slow_ns <= latency_ns
+        if self.counting and admitted != TRIAL:
+            with self.lock:
+                self._note(now, outcome != _SUCCESS, slow)
+            if self.changes:
+                self._tell()
         window = self.window
         epoch = now // window.bucket_ns
         i = epoch % window.n
@@ -329,9 +346,40 @@ class DependencyState:
             self.window.reset()
             self._transition(CLOSED, f"{figures}; a fresh window")
 
+    def _note(self, now: int, failed: bool, slow: bool) -> None:
+        """The per-call rules: failures in a row, and the count-based window (under the lock)."""
+        policy = self.breaker
+        if policy is None or self.state != CLOSED or self.forced is not None:
+            return
+        limit = policy.consecutive_failures
+        if limit is not None:
+            self.streak = self.streak + 1 if failed else 0
+            if self.streak >= limit:
+                self._open(now, f"{self.streak} failures in a row (opens at {limit})")
+                return
+        ring = self.ring
+        if ring is None:
+            return
+        if len(ring) == ring.maxlen:
+            oldest = ring[0]
+            self.ring_failed -= oldest & 1
+            self.ring_slow -= oldest >> 1
+        ring.append(failed | slow << 1)
+        self.ring_failed += failed
+        self.ring_slow += slow
+        calls = len(ring)
+        slow_calls = self.ring_slow if self.slow_ns else 0
+        if calls >= policy.min_calls and (self.ring_failed >= policy.error_rate * calls
+                                          or slow_calls >= policy.slow_rate * calls):
+            self._open(now, f"{self.ring_failed} of the last {calls} calls failed (opens at "
+                            f"{policy.error_rate:.0%}), {slow_calls} slow{_slow_rule(policy, self.slow_ns)}")
+
     def _check_health(self, now: int) -> None:
         policy = self.breaker
         assert policy is not None
+        if policy.window_calls is not None:  # the last calls decide, in `_note`; the time window only counts
+            self._attend(NEVER)
+            return
         window = self.window
         window.fold_all()
         t = window.totals
@@ -351,6 +399,12 @@ class DependencyState:
         self._attend(now + self.check_ns if calls < policy.min_calls and (errors or slow) else NEVER)
 
     def _open(self, now: int, why: str) -> None:
+        policy = self.breaker
+        if policy is not None:
+            if self.state == HALF_OPEN and policy.open_for_max is not None:
+                self.reopens += 1  # the trials failed: stay away longer this time
+            open_s = policy.open_for * policy.open_backoff ** self.reopens
+            self.open_ns = int(min(open_s, policy.open_for_max or open_s) * 1e9)
         self.opened_at = now
         self.trials_left = 0
         self._attend(NEVER)
@@ -358,6 +412,10 @@ class DependencyState:
 
     def _transition(self, state: int, why: str) -> None:
         self.gate_open = state == CLOSED and self.forced is None
+        if state == CLOSED:  # a fresh start for the per-call rules and the open time
+            self.streak = self.ring_failed = self.ring_slow = self.reopens = 0
+            if self.ring is not None:
+                self.ring.clear()
         if state != self.state:
             line = f"{self.name}: circuit {STATE_NAMES[self.state]} -> {STATE_NAMES[state]}: {why}"
             self.state = state

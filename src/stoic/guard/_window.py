@@ -172,6 +172,34 @@ class RollingWindow:
         return list(self.totals), fallbacks, percentiles(merged)
 
 
+def quantile(windows: RollingWindow, now_ns: int, q: float) -> tuple[float, int]:
+    """(the `q` quantile of the live window's latencies in seconds, how many calls it comes from);
+    the caller holds the owner's lock."""
+    windows.slot(now_ns)
+    windows.fold_all()
+    merged = [0] * N_BINS
+    for j in range(windows.n):
+        if windows.epochs[j] >= 0:
+            for k, c in enumerate(windows.hist[j]):
+                if c:
+                    merged[k] += c
+    total = sum(merged)
+    seen = 0
+    for i, c in enumerate(merged):
+        seen += c
+        if c and seen >= q * total:
+            return _bin_start(i + 1) / 1e9, total  # the bin's upper edge: at least that quantile
+    return 0.0, total
+
+
+def _bin_start(index: int) -> int:
+    """The lowest latency (ns) in a bin."""
+    if index < 8:
+        return index
+    b = index // 8 + 3
+    return (index % 8 + 8) << (b - 4)
+
+
 def percentiles(hist: list[int]) -> dict[str, float]:
     total = sum(hist)
     out = {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}

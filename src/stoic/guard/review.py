@@ -21,7 +21,8 @@ Anything else is a finding, with the first frame of the caller's own code as its
 Nothing runs on the hot path: the stack is read only when a connection is made. Audit hooks
 cannot be removed, so one process-wide hook serves every active `Review`; with none active it
 returns at once. Asyncio connections are seen too: a task resumes its whole chain of coroutines, so
-`acall`'s frame is on the stack when the connection starts. The pytest plugin
+`acall`'s frame is on the stack when the connection starts; and while a review is active, `acall`
+marks its context, which the tasks a client starts for it (happy-eyeballs attempts) inherit. The pytest plugin
 (`--stoic-review=warn|fail`, the `stoic_review` fixture) runs a `Review` around tests.
 """
 
@@ -38,6 +39,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ._errors import ConfigError
+from ._reviewed import inside, reviewing
 
 __all__ = ["Review", "Unguarded"]
 
@@ -87,12 +89,14 @@ class Review:
         _install()
         with _ACTIVE_LOCK:
             _ACTIVE.append(self)
+            reviewing[0] = True
         return self
 
     def stop(self) -> None:
         with _ACTIVE_LOCK:
             if self in _ACTIVE:
                 _ACTIVE.remove(self)
+            reviewing[0] = bool(_ACTIVE)
 
     def __enter__(self) -> Review:
         return self.start()
@@ -138,7 +142,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     if not (isinstance(address, tuple) and len(address) >= 2):
         return
     frame = sys._getframe(1)
-    if _guarded(frame):
+    if inside.get() or _guarded(frame):
         return
     site = _site(frame)
     host, port = str(address[0]), address[1]

@@ -5,6 +5,12 @@ an asyncio task; only time is simulated (an event loop on a manual clock), so re
 they would in production, 50,000 of them take a few seconds, and the result is repeatable.
 
     stoic simulate --requests 50000 --failure-rate 0.4 --hit-rate 0.85
+
+With `--replay FILE` it plays a recorded event history instead (JSON lines, as `EventRecorder`
+writes them) against each `--config` (a proposed breaker and bulkhead), and prints what each would
+have answered, failed and shed:
+
+    stoic simulate --replay outage.jsonl --config "error_rate=0.3,min_calls=10" --config "max_concurrent=8"
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -19,9 +26,10 @@ from typing import Any
 
 from ._clock import ManualClock, VirtualTimeLoop
 from ._dependency import Dependency
-from ._errors import DependencyFailed
-from ._policies import BreakerPolicy, Fallback, SemaphoreBulkhead
+from ._errors import ConfigError, DependencyFailed
+from ._policies import BreakerPolicy, Bulkhead, Fallback, SemaphoreBulkhead
 from ._registry import Registry
+from ._replay import parse_config, read_events, replay
 
 
 @dataclass(frozen=True)
@@ -167,10 +175,57 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--hit-rate", type=_fraction("--hit-rate"), default=0.85,
                         help="share of snapshot lookups that hit, 0..1 (default 0.85)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument("--replay", metavar="FILE", help="replay a recorded event history (JSON lines)")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="with --replay: a configuration to try (repeatable); keys are BreakerPolicy "
+                             "fields, max_concurrent, adaptive (gradient|aimd) and timeout")
+    parser.add_argument("--dependency",
+                        help="with --replay: the dependency to replay (default: the only one)")
     parser.set_defaults(handler=main)
 
 
+def replay_main(args: argparse.Namespace) -> int:
+    """`--replay`: the recorded calls against the defaults and each `--config`."""
+    try:
+        with open(args.replay, encoding="utf-8") as history:
+            calls = read_events(history, args.replay)
+        configs: list[tuple[str, BreakerPolicy, Bulkhead | None, float | None]] = [
+            ("defaults", BreakerPolicy(), SemaphoreBulkhead(), 1.0)]
+        configs += [parse_config(text) for text in args.config]
+    except OSError as exc:
+        print(f"stoic simulate: --replay: cannot read {args.replay!r}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"stoic simulate: {exc}", file=sys.stderr)
+        return 2
+    names = sorted({c.dependency for c in calls})
+    if args.dependency is not None:
+        if args.dependency not in names:
+            print(f"stoic simulate: --dependency {args.dependency!r} is not in {args.replay}; it has: "
+                  f"{', '.join(names) or 'no calls'}", file=sys.stderr)
+            return 2
+        calls = [c for c in calls if c.dependency == args.dependency]
+    elif len(names) > 1:
+        print(f"stoic simulate: {args.replay} records {len(names)} dependencies; choose one with "
+              f"--dependency ({', '.join(names)})", file=sys.stderr)
+        return 2
+    span = calls[-1].at - calls[0].at if calls else 0.0
+    print(f"replaying {len(calls):,} calls to {', '.join(names) or 'nothing'} over {span:.1f} s")
+    print(f"  {'configuration':48} {'answered':>9} {'failed':>7} {'shed':>7} {'(breaker':>9} "
+          f"{'bulkhead)':>9} {'opened':>6}")
+    for label, breaker, bulkhead, timeout in configs:
+        done = replay(calls, label, breaker, bulkhead, timeout)
+        print(f"  {label[:48]:48} {done.answered:9,} {done.failed:7,} {done.shed:7,} "
+              f"{done.short_circuited:9,} {done.rejected:9,} {done.opened:6}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.replay is not None:
+        return replay_main(args)
+    if args.config or args.dependency:
+        print("stoic simulate: --config and --dependency go with --replay FILE", file=sys.stderr)
+        return 2
     failing = Scenario(args.requests, args.failure_rate, args.hit_rate, seed=args.seed)
     healthy = Scenario(args.requests, 0.0, args.hit_rate, seed=args.seed)
     for title, scenario in (("failing primary", failing), ("healthy primary", healthy)):
