@@ -120,6 +120,11 @@ def sync_cases() -> dict[str, Callable[[int], Any]]:
     pyres_cb = pr.resilient(circuit_breaker=pr.CircuitBreakerConfig(failure_threshold=5))(work)
     ten = tenacity.retry(stop=tenacity.stop_after_attempt(3), reraise=True)(work)
     stoic_decorated = stoic_dep(work)
+    heard = Registry()  # the same stack, with one listener on its registry (a metrics exporter, say)
+    heard.listen(lambda event: None)
+    stoic_heard = Dependency("bench-heard", timeout=1.0, bulkhead=SemaphoreBulkhead(max_concurrent=100),
+                             fallbacks=[Fallback.value(0, name="generic")], registry=heard)
+    stoic_heard_decorated = stoic_heard(work)
     stoic_adaptive = Dependency("bench-adaptive", timeout=1.0, bulkhead=AdaptiveBulkhead(initial=100),
                                 fallbacks=[Fallback.value(0, name="generic")], registry=reg)
     return {
@@ -127,6 +132,8 @@ def sync_cases() -> dict[str, Callable[[int], Any]]:
         "stoic breaker only": lambda i: stoic_plain.call(work, i),
         "stoic breaker+semaphore+fallback+metrics": lambda i: stoic_dep.call(work, i),
         "stoic same, as decorator": stoic_decorated,
+        "stoic same, as decorator, one listener": stoic_heard_decorated,
+        "stoic same, call(), one listener": lambda i: stoic_heard.call(work, i),
         "stoic same, adaptive limit": lambda i: stoic_adaptive.call(work, i),
         "stoic same, under a travelling deadline": under_deadline(lambda i: stoic_dep.call(work, i)),
         "pybreaker (breaker only)": lambda i: pyb.call(work, i),
@@ -350,10 +357,14 @@ def run(args: argparse.Namespace) -> int:
     for rows, plain in ((sync_rows, "stoic breaker+semaphore+fallback+metrics"),
                         (async_rows, "stoic deadline+breaker+semaphore+fallback+metrics")):
         for name in rows:
-            if name.startswith("stoic same, ") and "decorator" not in name:
+            if name.startswith("stoic same, ") and "decorator" not in name and "listener" not in name:
                 targets.append((f"{'async' if rows is async_rows else 'sync'} {name[len('stoic same, '):]} "
                                 f"<= plain + 0.3 us ({(rows[name] - rows[plain]) / 1000:+.2f} us)",
                                 rows[name] <= rows[plain] + 300))
+    for name, plain in (("stoic same, as decorator, one listener", "stoic same, as decorator"),
+                        ("stoic same, call(), one listener", "stoic breaker+semaphore+fallback+metrics")):
+        ratio = sync_rows[name] / sync_rows[plain]
+        targets.append((f"sync {name[len('stoic same, '):]} <= 1.5x without ({ratio:.2f}x)", ratio <= 1.5))
     print("\ntargets")
     for name, ok in targets:
         print(f"  {'met ' if ok else 'MISS'} {name}")

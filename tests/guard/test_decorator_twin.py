@@ -59,7 +59,7 @@ POLICY = {"window": 10.0, "buckets": 5, "min_calls": 3, "error_rate": 0.5, "open
 class Twin:
     """One dependency and the function it guards; `call` picks the entry point."""
 
-    def __init__(self, decorated: bool, bulkhead: SemaphoreBulkhead | None) -> None:
+    def __init__(self, decorated: bool, bulkhead: SemaphoreBulkhead | None, listened: bool = False) -> None:
         self.clock = ManualClock()
         self.dep = Dependency(
             "twin", timeout=1.0, bulkhead=bulkhead, clock=self.clock, registry=Registry(),
@@ -68,6 +68,9 @@ class Twin:
         )
         self.guarded: Callable[..., Any] = self.dep(self.primary) if decorated else (
             lambda *args: self.dep.call(self.primary, *args))
+        self.events: list[tuple[Any, ...]] = []
+        if listened:  # a listener is told on the decorator's own fast path: it must hear the same
+            self.dep.listen(lambda e: self.events.append((e.outcome, e.source, e.latency, e.state)))
 
     def primary(self, kind: str, seconds: float, depth: int = 0) -> Any:
         self.clock.advance(seconds)
@@ -125,15 +128,18 @@ class Twin:
 
 
 @settings(max_examples=200, deadline=None)
-@given(steps=st.lists(STEP, min_size=1, max_size=40), bounded=st.booleans())
-def test_the_decorator_and_call_agree_step_by_step(steps: list[tuple[str, float]], bounded: bool) -> None:
+@given(steps=st.lists(STEP, min_size=1, max_size=40), bounded=st.booleans(), listened=st.booleans())
+def test_the_decorator_and_call_agree_step_by_step(
+    steps: list[tuple[str, float]], bounded: bool, listened: bool
+) -> None:
     def bulkhead() -> SemaphoreBulkhead | None:
         return SemaphoreBulkhead(max_concurrent=2, max_wait=0.0) if bounded else None
 
     armed[0] = False  # an earlier test's injection would send every call through `call`
-    by_call, by_decorator = Twin(False, bulkhead()), Twin(True, bulkhead())
+    by_call, by_decorator = Twin(False, bulkhead(), listened), Twin(True, bulkhead(), listened)
     for i, (kind, seconds) in enumerate(steps):
         answers = by_call.step(kind, seconds), by_decorator.step(kind, seconds)
         assert answers[0] == answers[1], (i, kind)
     assert by_call.report() == by_decorator.report()
+    assert by_call.events == by_decorator.events
     assert by_decorator.dep.snapshot()["concurrent"] == 0  # every permit came back

@@ -56,6 +56,7 @@ T = TypeVar("T")
 
 _SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(Outcome.TIMEOUT)
 _REJECTED, _SHORT, _INJECTED = int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED), int(Outcome.INJECTED)
+SUCCESS = Outcome.SUCCESS  # a module global: read on the decorator's path while anyone listens
 _DEFAULT_BREAKER = BreakerPolicy()
 _running_loop, _current_task = asyncio.get_running_loop, asyncio.current_task  # read once per call
 _DEFAULT_BULKHEAD = SemaphoreBulkhead()
@@ -142,6 +143,7 @@ class Dependency:
         self._registry = registry
         self._shared_listeners: list[Callable[[Event], None]] = registry.listeners if registry else []
         self._observed = bool(self._shared_listeners)
+        self._listening = tuple(self._shared_listeners)  # both lists, read on every event
         self._configuring = threading.Lock()
         self._pool: WorkerPool | None = None
         if isinstance(settings.bulkhead, ThreadPoolBulkhead):
@@ -298,7 +300,8 @@ class Dependency:
         they need from closure cells. Anything else goes through `call`. Between two system calls
         the interpreter runs on cold caches, where the frames this saves cost 0.5-1 us per call.
         """
-        state, now, pool = self._state, self._now, self._pool
+        state, now, pool, name = self._state, self._now, self._pool, self.name
+        new_tuple = tuple.__new__
         permits, settle = state.permits, self._settle  # configure() resizes the permit list in place
         slots = cast(Permits, state.slots)  # read only where `permits` is not None, so never None there
         if pool is not None:
@@ -308,7 +311,7 @@ class Dependency:
             return pooled
 
         def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-            if not state.gate_open or armed[0] or self._detour or travelling[0]:
+            if not state.gate_open or armed[0] or self._judging or travelling[0]:
                 return self.call(fn, *args, **kwargs)
             if permits is not None:
                 try:
@@ -332,17 +335,24 @@ class Dependency:
                 window = state.window  # read per call: configure() may give it a new window
                 if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                     state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
-                    return value
-                if permits is not None:
-                    permits.append(1)
-                    if slots.waiting:
-                        slots.wake_one()
-                log = window.current_log
-                bits = latency_ns.bit_length()
-                log.append((bits - 3) * 8 + (latency_ns >> (bits - 4)) - 8)  # as DependencyState.succeeded
-                if len(log) > FOLD_AFTER:
-                    with state.lock:
-                        window.fold(window.current)
+                else:
+                    if permits is not None:
+                        permits.append(1)
+                        if slots.waiting:
+                            slots.wake_one()
+                    log = window.current_log
+                    bits = latency_ns.bit_length()
+                    log.append((bits - 3) * 8 + (latency_ns >> (bits - 4)) - 8)  # as state.succeeded
+                    if len(log) > FOLD_AFTER:
+                        with state.lock:
+                            window.fold(window.current)
+                if self._observed:  # as _emit, inlined; a bare tuple: Event's own __new__ costs twice as much
+                    event = new_tuple(Event, (name, SUCCESS, latency_ns / 1e9, "primary", None, None))
+                    for listener in self._listening:
+                        try:  # noqa: SIM105 (a plain try is cheaper than contextlib.suppress)
+                            listener(event)
+                        except Exception:  # a broken listener must never break the call path
+                            pass
                 return value
             return self._recover(fn, args, kwargs, failed).value  # type: ignore[no-any-return]
 
@@ -363,14 +373,17 @@ class Dependency:
     def refresh_observed(self) -> None:
         """Re-read whether anyone listens (the hot path checks one attribute)."""
         self._observed = bool(self._listeners or self._shared_listeners)
+        self._listening = (*self._listeners, *self._shared_listeners)
         self._refresh_detour()
 
     def _refresh_detour(self) -> None:
         # One flag for "an answer must be looked at before it is recorded" (a listener, a result
         # predicate): the plain path reads it once, so predicates cost nothing while unused.
         # The adaptive limit learns from every finished call, so it takes the same path.
-        self._detour = (self._observed or self._failure_when is not None or self._retry_when is not None
-                        or self._limiter is not None or self._state.counting or self._hedge is not None)
+        # A listener alone only needs to hear of each call: the decorator tells it on its fast path.
+        self._judging = (self._failure_when is not None or self._retry_when is not None
+                         or self._limiter is not None or self._state.counting or self._hedge is not None)
+        self._detour = self._observed or self._judging
 
     def _limit_moved(self, limit: int) -> None:
         state = self._state
@@ -666,12 +679,14 @@ class Dependency:
         end = self._now()
         if type(value) is _COROUTINE:  # an async function given to call(): not a success
             self._unawaited(value, fn, end, admitted, True)
-        if self._detour:
+        if self._judging:
             return self._judged(value, start, end, admitted, True)
         if admitted:  # a half-open trial, or a call carrying its request's injected delay
             state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
         else:
             state.succeeded(end, end - start)
+        if self._observed:  # as in _judged, without its checks: nobody judges the answer
+            self._emit(tuple.__new__(Event, (self.name, SUCCESS, (end - start) / 1e9, "primary", None, None)))
         return value
 
     def _attempt_pooled(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -1006,7 +1021,7 @@ class Dependency:
             self._emit(Event(self.name, outcome, elapsed_ns / 1e9, "primary", error))
 
     def _emit(self, event: Event) -> None:
-        for listener in (*self._listeners, *self._shared_listeners):
+        for listener in self._listening:
             try:  # noqa: SIM105 (a plain try is cheaper than contextlib.suppress on the hot path)
                 listener(event)
             except Exception:  # a broken listener must never break the call path
