@@ -7,12 +7,16 @@ edge, and every play's answer is observed in its cohort.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from stoic.chaos import AuditLog, KillSwitch
+from stoic.chaos import AuditLog, KillSwitch, free_port
 from stoic.chaos.experiment import Experiment, Hypothesis, Verdict
 from stoic.demo import Platform
 from stoic.demo.topology import FIT_AUDIENCE
@@ -101,6 +105,30 @@ def test_an_experiment_that_breaks_plays_is_aborted_by_its_kpi_check(
     assert "Chaos experiments" in html and "manifest-everywhere" in html and "aborted" in html
 
 
+def dashboard_chaos(audit: AuditLog) -> list[dict[str, Any]]:
+    """What the dashboard's chaos timeline serves for `audit`, from a real server on loopback."""
+    import uvicorn
+
+    from stoic.guard import Registry
+    from stoic.web import create_app
+
+    port = free_port()
+    app = create_app(Registry(), chaos_log=audit)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):  # up to 5 s
+            if server.started:
+                break
+            time.sleep(0.01)
+        events: list[dict[str, Any]] = httpx.get(f"http://127.0.0.1:{port}/api/chaos", timeout=5).json()
+        return events
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
 def test_an_experiment_against_a_fallback_that_holds_passes(platform: Platform, tmp_path: Path) -> None:
     audit = AuditLog(tmp_path / "audit.db", actor="user:test")
     signals = Signals(interval=60.0, db=tmp_path / "signals.db")
@@ -131,3 +159,7 @@ def test_an_experiment_against_a_fallback_that_holds_passes(platform: Platform, 
     section = weekly_report(signals.history).split("<h2>Chaos experiments</h2>")[1]
     signals.close()
     assert "<td>recs-fallback</td><td>passed: " in section
+    # and on the dashboard's chaos timeline, beside the start
+    served = dashboard_chaos(audit)
+    timeline = [(e["target"], e["outcome"]) for e in served if e.get("monkey") == "experiment"]
+    assert timeline[-2:] == [("recs-fallback", "started"), ("recs-fallback", "passed")], timeline
