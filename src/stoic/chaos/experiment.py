@@ -284,6 +284,7 @@ class _Trial:
     stop_conditions: StopConditions | None
     verdict: Verdict | None
     started: float | None
+    clock: Callable[[], float]
 
     def _new_cohorts(self) -> None:
         self._cohorts: dict[str, _Cohort] = {"treatment": _Cohort(), "control": _Cohort()}
@@ -343,6 +344,43 @@ class _Trial:
 
     def _finish(self) -> Verdict:
         raise NotImplementedError
+
+    def _record(self, outcome: str, reason: str) -> AuditEntry:
+        raise NotImplementedError
+
+    def _subject(self) -> str:
+        """What was done, in words, for the verdict."""
+        raise NotImplementedError
+
+    def _cleanup(self, verdict: Verdict) -> None:
+        """Undo what the trial did, before its verdict is audited (may add to `verdict.reason`)."""
+
+    def _tell(self, kind: str, description: str) -> None:
+        raise NotImplementedError
+
+    def _conclude(self, outcome: str, reason: str, checks: list[KpiCheck]) -> Verdict:
+        """The verdict, once: cleaned up after, audited (a failed write is said in its reason), told
+        to the context sink; then `wait()` returns."""
+        with self._lock:
+            if self.verdict is not None:
+                return self.verdict
+            samples = (self._cohorts["treatment"].requests, self._cohorts["control"].requests)
+            ended = self.clock()
+            verdict = self.verdict = Verdict(
+                self.name, outcome, reason, checks, self.started or 0.0, ended, samples, self._subject()
+            )
+        self._cleanup(verdict)
+        try:
+            self._record(outcome, verdict.reason)
+        except AuditError as exc:  # what it did is undone; say loudly that the record is missing
+            log.error("%s ended %s; its verdict could not be audited: %s", self, outcome, exc)
+            verdict.reason += f" (not audited: {exc})"
+        self._tell("experiment", self._verdict_words(verdict))
+        self._done.set()
+        return verdict
+
+    def _verdict_words(self, verdict: Verdict) -> str:
+        return verdict.summary()
 
     def _until_verdict(self, span: float, progress: Callable[[Any], None] | None = None) -> Verdict:
         """Start if needed, then `check` every `check_every` seconds until a verdict (bounded by
@@ -542,24 +580,10 @@ class Experiment(_Trial):
             raise RuntimeError(f"experiment {self.name} was already started")
         why = self._halt_reason()
         if why:
-            self.audit.record(
-                EXPERIMENT,
-                EXPERIMENT,
-                "skipped",
-                target=self.name,
-                group=self._group(),
-                reason=why,
-                actor=self.actor,
-            )
+            self._record("skipped", why)
             raise RuntimeError(f"experiment {self.name} not started: {why}")
-        entry = self.audit.record(
-            EXPERIMENT,
-            EXPERIMENT,
-            "started",
-            target=self.name,
-            group=self._group(),
-            reason=f"{self.describe()}; hypotheses: {'; '.join(h.describe() for h in self.hypotheses)}",
-            actor=self.actor,
+        entry = self._record(
+            "started", f"{self.describe()}; hypotheses: {'; '.join(h.describe() for h in self.hypotheses)}"
         )
         self.started = self.clock()
         self._tell("chaos", f"experiment {self.name} started: {self.describe()}")
@@ -641,43 +665,22 @@ class Experiment(_Trial):
             f"{self.min_samples} per cohort"
         )
 
-    def _conclude(self, outcome: str, reason: str, checks: list[KpiCheck]) -> Verdict:
-        with self._lock:
-            if self.verdict is not None:
-                return self.verdict
-            self.verdict = Verdict(
-                self.name,
-                outcome,
-                reason,
-                checks,
-                self.started or 0.0,
-                self.clock(),
-                (self._cohorts["treatment"].requests, self._cohorts["control"].requests),
-                self.describe(),
-            )
-        verdict = self.verdict
-        try:
-            self.audit.record(
-                EXPERIMENT,
-                EXPERIMENT,
-                outcome,
-                target=self.name,
-                group=self._group(),
-                reason=reason,
-                actor=self.actor,
-            )
-        except AuditError as exc:  # the fault is already off; say loudly that the record is missing
-            log.error("experiment %s ended %s; its verdict could not be audited: %s", self.name, outcome, exc)
-            verdict.reason += f" (not audited: {exc})"
-        self._tell("experiment", verdict.summary())
+    def _record(self, outcome: str, reason: str) -> AuditEntry:
+        return self.audit.record(
+            EXPERIMENT, EXPERIMENT, outcome, target=self.name, group=self._group(), reason=reason,
+            actor=self.actor,
+        )
+
+    def _subject(self) -> str:
+        return self.describe()
+
+    def _cleanup(self, verdict: Verdict) -> None:
         expire = getattr(self.context, "expire_silence", None)
         if expire is not None and self._silence_id:  # over early: what follows is not this experiment's
             try:
                 expire(self._silence_id, by=self.actor)
             except Exception:
                 log.exception("experiment %s could not end its silence", self.name)
-        self._done.set()
-        return verdict
 
     def _tell(self, kind: str, description: str) -> None:
         if self.context is None:

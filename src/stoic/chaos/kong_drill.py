@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from ._errors import AuditError, ChaosConfigError
+from ._errors import ChaosConfigError
 from .audit import AuditEntry, AuditLog
 from .clock import Clock
 from .experiment import (
@@ -237,31 +237,20 @@ class KongDrill(_Trial):
             f"{short} needs {self.min_samples} each"
         )
 
-    def _conclude(self, outcome: str, reason: str, checks: list[KpiCheck]) -> Verdict:
-        with self._lock:
-            if self.verdict is not None:
-                return self.verdict
-            n = (self._cohorts["treatment"].requests, self._cohorts["control"].requests)
-            self.verdict = Verdict(
-                self.name, outcome, reason, checks, self.started or 0.0, self.clock(), n,
-                f"region {self.region} evacuated",
-            )
-            evacuated, self.phase = self.phase == "evacuated", "done"
-        verdict = self.verdict
+    def _subject(self) -> str:
+        return f"region {self.region} evacuated"
+
+    def _cleanup(self, verdict: Verdict) -> None:
+        evacuated, self.phase = self.phase == "evacuated", "done"
         if evacuated and self.restore is not None:
             try:
                 self.restore(self.region)
             except Exception as exc:  # the verdict stands; whoever reads it must know the region is out
                 log.exception("kong drill %s: region %s not restored", self.name, self.region)
                 verdict.reason += f" (region {self.region} not restored: {exc})"
-        try:
-            self._record(outcome, verdict.reason)
-        except AuditError as exc:
-            log.error("kong drill %s ended %s; its verdict could not be audited: %s", self.name, outcome, exc)
-            verdict.reason += f" (not audited: {exc})"
-        self._tell("experiment", f"Chaos Kong drill {verdict.summary().removeprefix('experiment ')}")
-        self._done.set()
-        return verdict
+
+    def _verdict_words(self, verdict: Verdict) -> str:
+        return f"Chaos Kong drill {verdict.summary().removeprefix('experiment ')}"
 
     def _tell(self, kind: str, description: str) -> None:
         if self.context is None:
