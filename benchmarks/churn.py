@@ -23,12 +23,15 @@ Contenders, each ranks every account once a day over the last ten weeks:
   ranked by that ratio;
 - errors only: recency-weighted error counts, every error class alike (a churn signal that only
   sees bad experiences, as before activity could be fed);
-- BG/NBD: the `lifetimes` package's BetaGeoFitter (refitted each day on the daily purchase
-  summary), ranked by the probability that the account is no longer alive.
+- BG/NBD: the `lifetimes` package's BetaGeoFitter, fitted weekly on every account's repeat
+  purchase days (frequency, recency and age in days, as its docs build them) with the smallest
+  of a few penalizers that converges, ranked each day by P(alive), lowest first (ties by the
+  purchases it expects over the next four weeks against the account's own rate).
 
 Measured: precision and recall among the top 50 on the last day (recall per kind of churner),
-self-inflicted accounts in the top 50, and warning: days from the first day a churner entered
-the daily top 50 to its last order (positive = flagged before it stopped).
+self-inflicted accounts in the top 50, and warning: for each churner in the final top 50, days
+from the day it entered the daily top 50 and stayed in it to the end, to its last order (positive
+= flagged before it stopped; a day on the list that it then left warned nobody).
 
     .venv/bin/python benchmarks/churn.py [--accounts 3000] [--seed 11] [--only stoic,naive]
 """
@@ -60,6 +63,10 @@ EVAL_DAYS = 70  # the last ten weeks are ranked every day
 TOP = 50
 SEGMENTS = ("retail", "horeca", "wholesale", "education")
 KINDS = ("sudden", "decline", "incident", "self-inflicted")
+
+REFIT_DAYS = 7  # BG/NBD is refitted weekly and scores every day with its last fit
+BGNBD_PENALIZERS = (0.001, 0.01, 0.1)  # tried in turn until a fit converges
+BGNBD_LOG: list[str] = []  # each fit's penalizer and parameters, or why it failed
 
 TARGET_RECALL = 0.8  # for decline and incident churners
 TARGET_PRECISION = 0.8
@@ -232,36 +239,54 @@ def bgnbd_ranker(pop: Population) -> Ranker | None:
         print(f"BG/NBD (lifetimes) skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None
 
-    fitted: list[object] = []  # the last model that converged
+    model: list[object] = []  # the last fit that converged
+    fitted_on = [-REFIT_DAYS]
 
     def rank(day: int) -> list[int]:
-        # Whole weeks as the time unit (a purchase = a week with orders): in days, with daily
-        # buyers' hundreds of repeat purchases, the fit does not converge.
-        weeks = day // 7
-        active = pop.orders[:, day - weeks * 7 : day].reshape(len(pop.orders), weeks, 7).sum(axis=2) > 0
+        # The summary lifetimes' docs build with summary_data_from_transaction_data(freq="D"): a
+        # purchase is a day with orders; frequency = repeat purchase days, recency = days from
+        # the first to the last, T = days from the first to the day ranked. Every account with a
+        # purchase is in the fit (it needs many); it is refitted weekly, as one would in use.
+        active = pop.orders[:, :day] > 0
         seen = active.any(axis=1)
         first = np.where(seen, active.argmax(axis=1), 0)
-        last = np.where(seen, weeks - 1 - active[:, ::-1].argmax(axis=1), 0)
+        last = np.where(seen, day - 1 - active[:, ::-1].argmax(axis=1), 0)
         frequency = np.maximum(active.sum(axis=1) - 1, 0).astype(float)
         recency = (last - first).astype(float)
-        age = (weeks - first).astype(float)
+        age = (day - first).astype(float)
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            for penalizer in (0.01, 0.1):  # lifetimes' advice when a fit does not converge
-                model = BetaGeoFitter(penalizer_coef=penalizer)
-                try:
-                    with contextlib.redirect_stdout(io.StringIO()):  # it prints the optimiser's report
-                        model.fit(frequency[seen], recency[seen], age[seen])
-                except Exception:  # ConvergenceError
-                    continue
-                fitted[:] = [model]
-                break
-            if not fitted:
+            if day - fitted_on[0] >= REFIT_DAYS:
+                for penalizer in BGNBD_PENALIZERS:  # lifetimes' advice when a fit does not converge
+                    candidate = BetaGeoFitter(penalizer_coef=penalizer)
+                    try:
+                        with contextlib.redirect_stdout(io.StringIO()):  # it prints the optimiser's report
+                            candidate.fit(frequency[seen], recency[seen], age[seen])
+                    except Exception as exc:  # ConvergenceError
+                        BGNBD_LOG.append(f"day {day}: penalizer {penalizer:g}: {type(exc).__name__}")
+                        continue
+                    model[:] = [candidate]
+                    fitted_on[0] = day
+                    params = candidate.params_
+                    BGNBD_LOG.append(
+                        f"day {day}: penalizer {penalizer:g}: r={params['r']:.3g} alpha={params['alpha']:.3g}"
+                        f" a={params['a']:.3g} b={params['b']:.3g}"
+                    )
+                    break
+            if not model:
                 return []
-            alive = fitted[0].conditional_probability_alive(frequency, recency, age)  # type: ignore[attr-defined]
-        risk = np.where(seen, 1.0 - np.asarray(alive, dtype=float), 0.0)
-        order = np.argsort(-risk, kind="stable")
-        return [int(i) for i in order[:TOP] if risk[i] > 0]
+            fit = model[0]
+            alive = np.asarray(fit.conditional_probability_alive(frequency, recency, age), dtype=float)  # type: ignore[attr-defined]
+            # ties in P(alive) (most accounts are surely alive) are broken by the purchases it
+            # expects over the next four weeks against the account's own rate so far
+            expected = np.asarray(
+                fit.conditional_expected_number_of_purchases_up_to_time(28.0, frequency, recency, age),  # type: ignore[attr-defined]
+                dtype=float,
+            )
+        own_rate = (frequency + 1.0) / np.maximum(age, 1.0) * 28.0
+        ratio = expected / np.maximum(own_rate, 1e-9)
+        order = np.lexsort((ratio, np.round(alive, 6)))  # P(alive) ascending, then the ratio
+        return [int(i) for i in order if seen[i]][:TOP]
 
     return rank
 
@@ -285,13 +310,14 @@ class Result:
 
 
 def evaluate(label: str, rank: Ranker, pop: Population, progress: Callable[[str], None]) -> Result:
-    first_flag: dict[int, int] = {}
+    # flagged_since[i]: the first day of the run of days that account i has been in the daily top
+    # 50 without a break, up to the day ranked; an account that leaves the list starts over
+    flagged_since: dict[int, int] = {}
     began = time.perf_counter()
     final: list[int] = []
     for day in range(DAYS - EVAL_DAYS + 1, DAYS + 1):
         final = rank(day)
-        for i in final:
-            first_flag.setdefault(i, day)
+        flagged_since = {i: flagged_since.get(i, day) for i in final}
         progress(f"{label}: day {day - (DAYS - EVAL_DAYS)}/{EVAL_DAYS} ({time.perf_counter() - began:.0f} s)")
     seconds = time.perf_counter() - began
     churners = {k: [i for i, kind in enumerate(pop.kind) if kind == k] for k in KINDS}
@@ -302,8 +328,10 @@ def evaluate(label: str, rank: Ranker, pop: Population, progress: Callable[[str]
     recall = {k: len(top & set(churners[k])) / max(len(churners[k]), 1) for k in kinds}
     warning: dict[str, list[float]] = {}
     for k in ("sudden", "decline", "incident"):
-        # the day a ranking is made only knows the days before it: day - 1 is the newest data
-        warning[k] = [float(pop.last_order[i] - (first_flag[i] - 1)) for i in churners[k] if i in first_flag]
+        # Warning is counted from the day a churner entered the list and stayed in it to the last
+        # day scored (a day on the list that it then left warned nobody). The day a ranking is
+        # made only knows the days before it: day - 1 is the newest data.
+        warning[k] = [float(pop.last_order[i] - (flagged_since[i] - 1)) for i in churners[k] if i in top]
     return Result(label, precision, recall, len(top & set(churners["self-inflicted"])), warning, seconds)
 
 
@@ -363,11 +391,17 @@ def main() -> None:
             f"{_median(r.warning['incident']):>13} {_median([-w for w in r.warning['sudden']]):>10} "
             f"{r.seconds / EVAL_DAYS:>6.2f}"
         )
+    if BGNBD_LOG:
+        fits = [line for line in BGNBD_LOG if "alpha=" in line]
+        failed = [line for line in BGNBD_LOG if "alpha=" not in line]
+        print(f"BG/NBD fits: {len(fits)} converged, {len(failed)} did not; last: {(fits or failed)[-1]}")
     print(
-        "warn: median days from the first day in the daily top 50 to the last order (flagged churners);"
+        "warn: median days from the day a churner entered the daily top 50 and stayed in it to its last order"
+        " (churners in the final top 50);"
         " >=7 d: share of slow decliners flagged a week or more before their last order;"
         " after stop: median days a sudden stop waits to be flagged"
     )
+    print(_before_the_last_order(pop))
     ours = next((r for r in results if r.label == "stoic"), None)
     print()
     if ours is None:
@@ -386,6 +420,27 @@ def main() -> None:
     ]
     for text, ok in checks:
         print(f"target: {text} ... {'met' if ok else 'missed'}")
+
+
+def _before_the_last_order(pop: Population) -> str:
+    """What any contender could see a week ahead: the slow decliners' orders in the 3 weeks up to
+    7 days before their last order, against their usual week (the 8 weeks before those)."""
+    shares = []
+    for i, kind in enumerate(pop.kind):
+        last = int(pop.last_order[i])
+        if kind != "decline" or last < 84:
+            continue
+        recent = pop.orders[i, last - 27 : last - 6].sum() / 3
+        usual = pop.orders[i, last - 83 : last - 27].sum() / 8
+        shares.append(recent / usual if usual > 0 else 1.0)
+    if not shares:
+        return "slow decliners: none"
+    low = sum(1 for x in shares if x < 0.7)
+    return (
+        f"slow decliners a week before their last order: their last 3 weeks held a median"
+        f" {statistics.median(shares):.0%} of their usual weekly orders; {low} of {len(shares)} had fallen"
+        " below 70 % (a week's warning for the others can only come by chance)"
+    )
 
 
 def _share(values: list[float], total: int) -> str:

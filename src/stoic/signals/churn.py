@@ -4,17 +4,19 @@ Three kinds of signal, each declared by the caller:
 
 - **activity** (orders, logins, sessions, plays): counted per day and compared with the account's
   own usual level and rhythm. A silence is judged against the gaps the account usually leaves (a
-  weekly buyer is not missed on Tuesday, a monthly one not mid-month); a decline over 2 or 4
-  weeks against the 8 weeks before, with the account's own week-to-week swing as the noise. Both
-  are discounted by what its peers (same segment) did over the same days, so a holiday or a
-  seasonal dip that hits everyone is not churn.
+  weekly buyer is not missed on Tuesday, a monthly one not mid-month); a decline by a one-sided
+  CUSUM of its days against its own usual level, with its own week-to-week swing as the noise,
+  so a steady fade gathers evidence week after week. Both are discounted by what its peers
+  (same segment) did over the same days, so a holiday or a seasonal dip that hits everyone is not
+  churn.
 - **problems** (errors, failed starts, failed logins, rebuffering, slow pages): weighted by
   recency (they halve every `half_life`), judged against the account's own usual problem level.
 - **own errors** (a client-error class such as bad credentials): shown, never scored as risk.
 
-The score is in [0, 1): how sure each view is that something is wrong (nothing for what happens
-one time in ten, half at one in a thousand), a fall of less than half counting in proportion,
-combined as `1 - (1 - silence) * (1 - decline) * (1 - problems)`. Every score carries its reasons
+Each view gives a p-value, read as decades of surprise. The score is in [0, 1): how sure the
+strongest activity view is that something is wrong (its p-value times the number of views;
+nothing for what happens one time in ten, half at one in a thousand), combined with the problems
+as `1 - (1 - activity) * (1 - problems)`. Every score carries its reasons
 as sentences and a next step. Memory is bounded: a fixed ring of days per account and signal, and
 at most `max_accounts` accounts.
 """
@@ -30,7 +32,7 @@ import threading
 import time
 import tomllib
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +41,19 @@ from stoic.signals.alerts import Alert, alert_id
 from stoic.signals.ownership import Ownership
 
 DAY = 86400.0
-HISTORY_DAYS = 168  # 24 weeks: a monthly buyer's rhythm and 8 weeks of baseline behind a 4-week window
+HISTORY_DAYS = 168  # 24 weeks: a monthly buyer's rhythm; 8 weeks watched for a fall, 16 before them
 BASELINE_DAYS = 56  # "its own last 8 weeks"
 MIN_HISTORY_DAYS = 28  # younger accounts have no usual level to fall from
-# Whole weeks, so a weekday rhythm never looks like a decline; a single week is not a trend (a
-# week without orders is judged as a silence).
-DECLINE_WINDOWS = (14, 28)
+# A fall is watched for over the last 2 to 8 weeks (as many as the history leaves after its usual
+# level); one that began less than a week ago is not a trend (a silent week is judged as silence).
+MIN_DECLINE_WEEKS = 2
+MAX_DECLINE_WEEKS = 8
+MIN_DECLINE_DAYS = 7
+MIN_BASE_WEEKS = 4  # weeks of usual level it takes to judge a fall against
+DISPERSION_WEEKS = 16  # weeks before a fall that show how much its weekly totals swing
+# The falls looked for, as shares of the usual level: to 70 %, the least worth a call (a fade gathers
+# evidence early), and to half (a steep fall or a stop gathers it fast).
+DECLINE_RATIOS = (0.7, 0.5)
 PROBLEM_DAYS = 63  # problems kept per day: the last week against the 8 before
 MIN_PEERS = 20  # a segment with fewer described accounts is judged against everyone
 # No rhythm is trusted to be more regular than gaps of a gamma law of this shape (gaps vary by
@@ -54,7 +63,6 @@ TRUST_GAPS = 20  # gaps it takes to trust half of an account's apparent regulari
 MIN_EXPECTED = 3.0  # fewer expected events than this say nothing about a decline (silence still does)
 MIN_ACTIVE_DAYS = 2.0  # a decline window must usually hold at least this many active days
 MIN_DROP = 0.2  # a smaller fall is ordinary ebb and flow, however sure
-FULL_DROP = 0.5  # a fall of half its usual activity is as telling as stopping
 PROBLEM_WEIGHT = 0.8  # bad experiences alone rank below a customer who has surely stopped buying
 ORDINARY = 1.0  # decades of evidence that are ordinary (one in ten): a weekend, a slow week
 SURE = 2.0  # decades of evidence beyond the ordinary (p = 0.001) that count as "half sure"
@@ -491,13 +499,15 @@ class ChurnRisk:
     def _judge(self, name: str, ledger: _Ledger, now: float) -> AccountRisk:
         account = self._directory.get(name) or Account(name)
         today = self._day(now)
-        found: list[tuple[float, str, str]] = []  # (risk, reason, kind)
+        seen: list[tuple[float, str, str]] = []  # (decades of evidence, reason, kind)
         for signal, days in ledger.activity.items():
-            found += self._activity(account, signal, days, ledger, today)
-        # a silence and a fall in volume are two views of one loss: each adds what the other lacks
-        silent = max((r for r, _, k in found if k == "silent"), default=0.0)
-        falling = max((r for r, _, k in found if k == "declining"), default=0.0)
-        activity_risk = 1.0 - (1.0 - silent) * (1.0 - falling)
+            seen += self._activity(account, signal, days, ledger, today)
+        # Silence and decline, of each activity, are views of one loss and far from independent:
+        # the strongest p-value counts, times the number of views that could have spoken.
+        views = 2 * len(ledger.activity)
+        strongest = max((d for d, _, _ in seen), default=0.0)
+        activity_risk = _sure(strongest - math.log10(views)) if seen else 0.0
+        found = [(_sure(d), text, kind) for d, text, kind in seen]  # each reason's own confidence
         problem_risk, problem_reasons = self._problems(ledger, now, today)
         own_reasons = self._own(ledger, today)
         score = 1.0 - (1.0 - activity_risk) * (1.0 - problem_risk)
@@ -549,10 +559,9 @@ class ChurnRisk:
         silence = self._silence(account, signal, own, first, ledger, today, peers, own_total)
         if silence is not None:
             out.append(silence)
-        for window in DECLINE_WINDOWS:
-            decline = self._decline(signal, window, known, today, own, peers, own_total)
-            if decline is not None:
-                out.append(decline)
+        decline = self._decline(signal, known, today, own, peers, own_total)
+        if decline is not None:
+            out.append(decline)
         return out
 
     def _silence(
@@ -589,12 +598,19 @@ class ChurnRisk:
         n = len(gaps)
         longer = sum(1 for g in gaps if g >= effective)
         seen_p = (longer + 0.5) / (n + 1.0) if longer else 0.0
-        mean = sum(gaps) / n
-        spread = sum((g - mean) ** 2 for g in gaps) / (n - 1)
-        shape = min(max(mean * mean / max(spread, 1e-9), 1.0), MAX_REGULARITY)
+        # The law is fitted to the days skipped between two active days (a gap less one): a daily
+        # buyer's gaps of 1, 1, 3 look regular, but the days it skips come at random. Its mean is
+        # matched to the geometric law (the memoryless law of whole days), whose tail is longer
+        # than a continuous one's when days are skipped rarely. An account that has not skipped a
+        # day yet is taken to skip half a day per gap seen: a miss is possible, however rare.
+        skips = [g - 1 for g in gaps]
+        mean = sum(skips) / n
+        spread = sum((g - mean) ** 2 for g in skips) / (n - 1)
+        shape = min(max(mean * mean / max(spread, 1e-9), 1.0), MAX_REGULARITY) if mean > 0 else 1.0
         shape = 1.0 + (shape - 1.0) * n / (n + TRUST_GAPS)
-        mean *= 1.0 + 1.0 / math.sqrt(n * shape)
-        fitted_p = _gamma_survival(shape, shape * effective / mean)
+        mean = max(mean, 0.5 / n) * (1.0 + 1.0 / math.sqrt(n * shape))
+        mean = 1.0 / math.log1p(1.0 / mean)
+        fitted_p = _gamma_survival(shape, shape * (effective - 1.0) / mean)
         decades = -math.log10(min(max(seen_p, fitted_p, 1e-300), 1.0))
         if decades <= 0.0:
             return None
@@ -602,58 +618,65 @@ class ChurnRisk:
         text = f"no {signal} for {silent} days; {rhythm}"
         if factor < 0.8:
             text += f" (its peers were {1 - factor:.0%} quieter too, which is discounted)"
-        return _sure(decades), text, "silent"
+        return decades, text, "silent"
 
     def _decline(
         self,
         signal: str,
-        window: int,
         known: int,
         today: int,
         own: list[float],
         peers: _Peers,
         own_total: Callable[[int, int], float],
     ) -> tuple[float, str, str] | None:
-        base_days = min(BASELINE_DAYS, known - window)
-        chunks = base_days // window
-        if chunks < 2:
+        # A one-sided CUSUM, day by day over the last (up to) 8 weeks: each day adds the
+        # log-likelihood ratio of "fallen to a share of its usual level" against "its usual level"
+        # (a quasi-Poisson law with its own week-to-week swing), and the sum never drops below
+        # zero. A fade that goes on adds evidence week after week; a quiet week of an account that
+        # has them now and then adds little (its swing is wide) and the next ordinary week takes it
+        # back. Under its usual level the sum passes h nats with probability at most e^-h, so it
+        # reads as a p-value.
+        weeks = min(known, len(own)) // 7
+        # a young account gives its usual level the weeks first, up to 8, and watches the rest
+        watched = min(MAX_DECLINE_WEEKS, max(MIN_DECLINE_WEEKS, weeks - BASELINE_DAYS // 7))
+        base_weeks = min(weeks - watched, BASELINE_DAYS // 7)
+        if base_weeks < MIN_BASE_WEEKS:
             return None
-        base_days = chunks * window
-        start = today - window  # the recent window: start .. today-1
-        recent = own_total(start, today - 1)
-        totals = [own_total(start - (k + 1) * window, start - k * window - 1) for k in range(chunks)]
-        mean = sum(totals) / chunks
-        factor = _peer_factor(peers, own_total, start, today - 1, base=(start - base_days, start - 1))
-        expected = mean * factor
-        if expected < MIN_EXPECTED or recent >= expected:
+        split = len(own) - 7 * watched  # own[split:] are the days watched, oldest first
+        baseline = own[split - 7 * base_weeks : split]
+        # its usual day: the usual week spread over the weekdays as its own weeks were
+        usual = [sum(baseline[j::7]) / base_weeks for j in range(7)]
+        if sum(usual) <= 0.0:
             return None
-        # A window it is usually active in fewer than MIN_ACTIVE_DAYS times says nothing about a
-        # decline (a monthly buyer's quiet month); silence judges those.
-        offset = len(own) - window - base_days
-        baseline = own[offset : offset + base_days]
-        if sum(1 for v in baseline if v > 0) * factor * window / base_days < MIN_ACTIVE_DAYS:
+        dispersion = _dispersion(own[len(own) - 7 * weeks : split][-7 * DISPERSION_WEEKS :])
+        base = (today - 7 * watched - 7 * base_weeks, today - 7 * watched - 1)
+        days: list[tuple[float, float, float]] = []  # (seen, expected, peers' factor), oldest first
+        for k in range(watched - 1, -1, -1):
+            start = today - 7 * (k + 1)
+            factor = _peer_factor(peers, own_total, start, start + 6, base=base)
+            first = len(own) - 7 * (k + 1)
+            days += [(own[first + j], usual[j] * factor, factor) for j in range(7)]
+        # one CUSUM per fall looked for, each a look of its own: the strongest, less one per look
+        runs = [_cusum(days, ratio, dispersion, 7 * base_weeks) for ratio in DECLINE_RATIOS]
+        evidence, run, run_seen, run_expected, run_factor = max(runs)
+        evidence -= math.log(len(DECLINE_RATIOS))
+        if run < MIN_DECLINE_DAYS or run_expected < MIN_EXPECTED:
             return None
-        # The noise: its own week-to-week swing (variance over mean of its weekly totals, at
-        # least 1 as for independent events), scaled to the window, and wider for few weeks.
-        weekly = [sum(baseline[i : i + 7]) for i in range(0, base_days, 7)]
-        week_mean = sum(weekly) / len(weekly)
-        week_var = sum((w - week_mean) ** 2 for w in weekly) / (len(weekly) - 1)
-        dispersion = max(week_var / week_mean, 1.0) if week_mean > 0 else 1.0
-        var = dispersion * expected * (1.0 + 1.0 / len(weekly))
-        z = (expected - recent) / math.sqrt(var)
-        decades = _normal_decades(z) - math.log10(len(DECLINE_WINDOWS))  # each window is a look
-        if decades <= 0.0:
-            return None
-        drop = 1.0 - recent / expected
+        drop = 1.0 - run_seen / run_expected
         if drop < MIN_DROP:
             return None
-        weeks = base_days // 7
-        span = "week" if window == 7 else f"{window // 7} weeks"
-        text = f"{signal} down {drop:.0%} in the last {span} against its own last {weeks} weeks"
+        # days it is usually active on fewer than MIN_ACTIVE_DAYS times over the run say nothing
+        # about a decline (a monthly buyer's quiet month); silence judges those
+        if sum(1 for v in baseline if v > 0) * run / len(baseline) < MIN_ACTIVE_DAYS:
+            return None
+        decades = evidence / math.log(10.0)
+        if decades <= 0.0:
+            return None
+        factor = run_factor / run
+        text = f"{signal} down {drop:.0%} over the last {run} days against its own {base_weeks} weeks before"
         if factor < 0.8:
             text += f" (its peers fell {1 - factor:.0%}, which is discounted)"
-        # a fall of half or more counts in full, a smaller one in proportion
-        return min(drop / FULL_DROP, 1.0) * _sure(decades), text, "declining"
+        return decades, text, "declining"
 
     def _peers_for(self, signal: str, segment: str, today: int) -> _Peers:
         # a segment is its own peer group once it is big enough to have a usual level
@@ -780,6 +803,69 @@ def _peer_factor(
     if usual <= 0.0 or now < 0.0:
         return 1.0
     return min(max(now / usual, 0.0), 2.0)
+
+
+def _cusum(
+    days: list[tuple[float, float, float]], ratio: float, dispersion: float, base_days: int
+) -> tuple[float, int, float, float, float]:
+    """A one-sided CUSUM of (seen, expected, peers' factor) days, oldest first, for a fall to
+    `ratio` of the usual level: (evidence in nats, days in its run, seen, expected and summed
+    factor over the run). Each day adds the quasi-Poisson log-likelihood ratio; the sum restarts
+    at zero whenever it would go below."""
+    evidence, run, seen_sum, expected_sum, factor_sum = 0.0, 0, 0.0, 0.0, 0.0
+    fall, keep = (1.0 - ratio) / dispersion, math.log(ratio) / dispersion
+    for seen, expected, factor in days:
+        step = expected * fall + seen * keep
+        if evidence + step <= 0.0:
+            evidence, run, seen_sum, expected_sum, factor_sum = 0.0, 0, 0.0, 0.0, 0.0
+            continue
+        evidence += step
+        run += 1
+        seen_sum, expected_sum, factor_sum = seen_sum + seen, expected_sum + expected, factor_sum + factor
+    # its usual level is itself measured over base_days days: that doubt widens the noise
+    return evidence / (1.0 + run / base_days), run, seen_sum, expected_sum, factor_sum
+
+
+def _dispersion(days: list[float]) -> float:
+    """Variance over mean of the 7-day totals of `days` (newest last), whichever weekday a week
+    starts on: how widely an account's weeks swing, as a multiple of independent events' swing.
+
+    A week's total is its active days times what each brings, so it swings at least as much as
+    the count of active days does, times the usual day's amount. That count is trusted to be
+    steady only as far as the weeks seen show: after n weeks without a miss, a miss is still as
+    likely as one in n + 1 (Laplace's rule), so a weekly buyer whose weeks each held one order so
+    far may still skip one without it being a decline.
+    """
+    n = len(days) // 7
+    sizes = [v for v in days if v > 0]
+    if n < 2 or not sizes:
+        return 1.0
+    amount = [0.0, *itertools.accumulate(days)]
+    active = [0, *itertools.accumulate(1 if v > 0 else 0 for v in days)]
+    swing = count_swing = 0.0
+    phases = 0
+    for phase in range(7):  # a late order must not swing the weeks more when it crosses a boundary
+        ends = range(len(days) - phase, 6, -7)
+        weeks = len(ends)
+        totals = [amount[e] - amount[e - 7] for e in ends]
+        counts = [active[e] - active[e - 7] for e in ends]
+        m, c = sum(totals) / weeks, sum(counts) / weeks
+        if weeks >= 2 and m > 0.0 and c > 0.0:
+            swing += _variance(totals, m) / m
+            count_swing += _variance(counts, c) / c
+            phases += 1
+    if not phases:
+        return 1.0
+    size = sum(sizes) / len(sizes)
+    floor = _variance(sizes, size) / size + size * max(count_swing / phases, 1.0 / (n + 1))
+    return max(swing / phases, floor, 1.0)
+
+
+def _variance(values: Sequence[float], mean: float) -> float:
+    """The sample variance of `values` around their `mean` (0 for a single value)."""
+    if len(values) < 2:
+        return 0.0
+    return max(math.fsum(v * v for v in values) - len(values) * mean * mean, 0.0) / (len(values) - 1)
 
 
 def _gamma_survival(a: float, x: float) -> float:
