@@ -102,6 +102,28 @@ def test_a_call_after_the_deadline_is_not_made(clock: ManualClock, reg: Registry
     assert snap["counts"]["rejected"] == 1
 
 
+def test_an_async_call_after_the_deadline_is_not_made(clock: ManualClock, reg: Registry,
+                                                      run_virtual: Run[Any]) -> None:
+    dep = Dependency("profile", timeout=1.0, clock=clock, registry=reg,
+                     fallbacks=[Fallback.value("cached", name="cached")])
+    made: list[int] = []
+
+    async def primary() -> None:
+        made.append(1)
+
+    async def scenario() -> Any:
+        async with deadline(0.1, clock=clock):
+            answer_in_time = await dep.aexecute(primary)
+            clock.advance(0.1)
+            return answer_in_time, await dep.aexecute(primary)
+
+    in_time, late = run_virtual(scenario())
+    assert made == [1]  # only the call made before the deadline passed
+    assert (in_time.source, late.source, late.outcome) == ("primary", "cached", Outcome.REJECTED)
+    assert "the request's deadline has passed; not called" in str(late.error)
+    assert dep.snapshot()["deadline_skipped"]["call"] == 1
+
+
 def test_a_retry_that_cannot_fit_in_the_time_left_is_skipped(clock: ManualClock, reg: Registry) -> None:
     retry = Retry(attempts=3, initial=0.2, jitter="none", budget=None)
     dep = Dependency("ratings", timeout=1.0, clock=clock, registry=reg, retry=retry)

@@ -20,7 +20,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from stoic.guard import BreakerPolicy, Dependency, DependencyFailed, Fallback, SemaphoreBulkhead
+from stoic.guard import (
+    AdaptiveBulkhead,
+    BreakerPolicy,
+    Bulkhead,
+    Dependency,
+    DependencyFailed,
+    Fallback,
+    SemaphoreBulkhead,
+    deadline,
+)
 
 from . import catalog
 from ._store import Store
@@ -34,6 +43,10 @@ CRITICAL = frozenset({"subscription", "manifest", "licence"})
 LOG_QUEUE_MAX = 20_000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 SNAPSHOT_TTL = 3600
+#: a play's deadline at the edge (seconds): under the device's own 4 s, so the edge answers (from
+#: another region, or a fallback) before the device gives up; every call made for the play shares it
+#: and carries the time left to the next service as `x-stoic-timeout`
+PLAY_DEADLINE = 3.8
 LICENCE_TTL = 3600
 
 
@@ -107,13 +120,15 @@ class RegionPath:
             "playback-log": pool("playback-log", 0.25),
         }
 
-        def dep(service: str, timeout: float, fallbacks: list[Fallback]) -> Dependency:
+        def dep(
+            service: str, timeout: float, fallbacks: list[Fallback], bulkhead: Bulkhead | None = None
+        ) -> Dependency:
             return Dependency(
                 f"{service}{suffix}",
                 timeout=timeout,
                 fallbacks=fallbacks,
                 owner=OWNERS[service],
-                bulkhead=SemaphoreBulkhead(max_concurrent=100),
+                bulkhead=bulkhead or SemaphoreBulkhead(max_concurrent=100),
                 breaker=BreakerPolicy(ignore=(ClientError,)),
             )
 
@@ -127,6 +142,8 @@ class RegionPath:
                 ],
             ),
             "subscription": dep("subscription", 0.6, [Fallback(self._assume_active, name="assume-active")]),
+            # the expensive one (ranking): its limit follows its latency and its failures, and a play
+            # over the limit gets the snapshot or the popular row at once instead of queueing
             "personalisation": dep(
                 "personalisation",
                 0.7,
@@ -134,6 +151,7 @@ class RegionPath:
                     Fallback(self._snapshot, name="snapshot", timeout=0.1),
                     Fallback(self._popular, name="popular"),
                 ],
+                AdaptiveBulkhead(initial=40, min_limit=4, max_limit=100),
             ),
             "manifest": dep("manifest", 1.3, []),
             "licence": dep(
@@ -332,7 +350,8 @@ class Edge:
 
     async def play(self, user_id: str, device_id: str, home: str, play_id: str) -> dict[str, Any]:
         """Play in the home region, or in another when home is unavailable or its breaker is open."""
-        result = await self.region.aexecute(self._here, user_id, device_id, home, play_id)
+        async with deadline(PLAY_DEADLINE):  # kept to if the caller sent a shorter one
+            result = await self.region.aexecute(self._here, user_id, device_id, home, play_id)
         answer = dict(result.value)
         answer["sources"] = {**answer["sources"], "region": result.source}
         answer["edge"] = self.zone

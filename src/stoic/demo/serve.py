@@ -21,9 +21,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stoic.guard import registry
+from stoic.guard import DeadlineMiddleware, deadline_headers, registry, time_left
 from stoic.guard.review import Review
 
 from ._store import CacheStore, MemoryStore, Store
@@ -45,17 +45,64 @@ def _fit(app: ASGIApp, topology: Topology, service: str) -> ASGIApp:
     return FitMiddleware(app, HeaderCodec(topology.fit_secret), service=service)
 
 
+class DeadlinesSeen:
+    """Counts, per service, the requests served under a travelling deadline (`x-stoic-timeout` from
+    the caller, read by `DeadlineMiddleware` outside this), for the process's ``/guard`` page."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, dict[str, Any]] = {}
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """`app`, with each of its requests counted here first."""
+
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                self._count(scope["path"])
+            await app(scope, receive, send)
+
+        return counted
+
+    def _count(self, path: str) -> None:
+        service = path.strip("/").split("/", 1)[0]
+        seen = self.services.get(service)
+        if seen is None and service in KNOWN_PATHS:  # only the routes there are: bounded
+            seen = self.services[service] = {"requests": 0, "with_deadline": 0, "last_budget_ms": None}
+        if seen is not None:
+            seen["requests"] += 1
+            left = time_left()
+            if left is not None:
+                seen["with_deadline"] += 1
+                seen["last_budget_ms"] = round(left * 1000, 1)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per service: requests served, how many under a deadline, and the last one's budget."""
+        return {name: dict(seen) for name, seen in sorted(self.services.items())}
+
+
+async def _send_deadline(request: httpx.Request) -> None:
+    # every platform process listens on loopback: the time left travels to each of them
+    if request.url.host in ("127.0.0.1", "localhost"):
+        request.headers.update(deadline_headers())
+
+
 def _hooks(topology: Topology) -> dict[str, Any]:
-    """httpx hooks that carry the request's failure plan to the services it calls.
+    """httpx hooks that carry the request's failure plan and its deadline to the services it calls.
 
     Every process listens on loopback, where the plan is forwarded by default. A forwarded header keeps
     the audience it arrived with; a plan that starts in this process reaches the platform's processes.
+    Without FIT, only the deadline (`x-stoic-timeout`, the time left less a tenth) is sent.
     """
     if not topology.fit_secret:
-        return {}
+        return {"request": [_send_deadline]}
     from stoic.fit import HeaderCodec, forward_hooks
 
     return forward_hooks(HeaderCodec(topology.fit_secret, audience=FIT_AUDIENCE), asynchronous=True)
+
+
+#: the first path segments counted by `DeadlinesSeen`: the services and the edge's play
+KNOWN_PATHS = frozenset({*ROUTES, "play"})
+#: the longest deadline a caller may ask of a platform process (seconds); a play's is PLAY_DEADLINE
+DEADLINE_CAP = 10.0
 
 
 def _store(topology: Topology, zone: str) -> Store:
@@ -94,6 +141,7 @@ def create_app(topology: Topology, app: str, zone: str) -> ASGIApp:
     )
     edge = Edge(topology, zone, client, _store(topology, zone)) if "edge" in services else None
     review = Review().start()  # every outbound connection this process makes, guarded or not
+    seen = DeadlinesSeen()
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "app": app, "zone": zone, "pid": os.getpid()})
@@ -106,6 +154,7 @@ def create_app(topology: Topology, app: str, zone: str) -> ASGIApp:
                 "zone": zone,
                 "dependencies": registry.snapshot(),
                 "unguarded": [{"address": a, "site": s} for a, s in unguarded],
+                "deadlines": seen.snapshot(),
             }
         )
 
@@ -125,7 +174,9 @@ def create_app(topology: Topology, app: str, zone: str) -> ASGIApp:
             drain.cancel()
         await client.aclose()
 
-    return _fit(Starlette(routes=routes, lifespan=lifespan), topology, app)
+    counted = seen.middleware(Starlette(routes=routes, lifespan=lifespan))
+    # a caller's x-stoic-timeout becomes this request's deadline; calls made for it carry the rest
+    return _fit(DeadlineMiddleware(counted, max_seconds=DEADLINE_CAP), topology, app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from stoic.guard import Dependency, Fallback
+from stoic.guard import AdaptiveBulkhead, Dependency, Fallback
 
 from . import catalog
 from ._zones import ZonePool
@@ -164,11 +164,14 @@ def manifest_routes(ctx: ServiceContext) -> list[BaseRoute]:
         # the appliances every manifest may name, in a fixed order: no steering, but still playable
         return {"cdns": oca_urls(ctx.topology, region), "source": "default-cdn"}
 
+    # an adaptive limit: when steering slows down or sheds load, manifests stop piling onto it and
+    # the default CDN list answers at once
     steering = Dependency(
         "steering",
         timeout=0.5,
         fallbacks=[Fallback(default_cdn, name="default-cdn")],
         owner="open-connect-team",
+        bulkhead=AdaptiveBulkhead(initial=20, min_limit=4, max_limit=100),
     )
 
     async def manifest(request: Request) -> Response:

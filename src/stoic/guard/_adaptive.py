@@ -1,9 +1,19 @@
-"""An adaptive concurrency limit: the bulkhead's size follows the latency its calls measure.
+"""An adaptive concurrency limit: the bulkhead's size follows the latency and the failures its
+calls measure.
 
 Finished calls are gathered in batches of `AdaptiveBulkhead.samples`; at the end of each batch
 one of two rules (gradient or AIMD, see `AdaptiveBulkhead`) picks the next limit, and the
 bulkhead's permits are resized in place (`Permits.resize`: a smaller limit takes permits back as
 the calls in flight return them). Only finished calls feed it, so a call costs one lock here.
+
+A call is either answered (its latency is the dependency's), timed out (its latency is at least
+the timeout) or failed: it ended with an error the breaker counts (an exception of `failure_on`,
+an answer `failure_when` judges failed: a 503, a 429, "too busy", connection refused). A failure
+is usually fast, so its latency would make an overloaded dependency look quick; it is counted
+instead, and a batch that fails more often than the dependency does when lightly loaded (as a
+probe batch measures it) is overload: the limit comes down at once, to about the concurrency at
+which the answers came. The caller's own mistakes (ignored exceptions, exceptions outside
+`failure_on`, a 404) never reach this.
 """
 
 from __future__ import annotations
@@ -15,13 +25,22 @@ from collections.abc import Callable
 from ._permits import Permits
 from ._policies import AdaptiveBulkhead
 
+# Weight of each probe batch after the first in the failure share the dependency has anyway (its
+# errors that are not overload): enough to follow a change within a few probes, little enough that
+# one unlucky batch of ten does not move it far.
+_USUAL_WEIGHT = 0.25
+# A batch waits for `samples` answered calls, since fast failures finish many times more often than
+# answers; a dependency that answers nothing still gets a verdict after this many failures per sample.
+_FAILURES_PER_SAMPLE = 10
+
 
 class Limiter:
     """The live limit of one `AdaptiveBulkhead`; thread-safe, shared by sync and async calls."""
 
-    __slots__ = ("_apply", "_batch", "_countdown", "_dropped", "_inflight", "_lock", "_low_n", "_low_ns",
-                 "_probing", "_slow", "_sum_ns", "baseline_ns", "estimate", "limit", "permits", "policy",
-                 "probes", "slow_ns")
+    __slots__ = ("_answered", "_answered_inflight", "_apply", "_batch", "_countdown", "_failed",
+                 "_failed_inflight", "_inflight", "_lock", "_low_failed", "_low_n", "_low_ns", "_probing",
+                 "_slow", "_sum_ns", "_timed_out", "baseline_ns", "estimate", "limit", "permits", "policy",
+                 "probes", "slow_ns", "usual_failures")
 
     def __init__(self, policy: AdaptiveBulkhead, permits: Permits, slow_ns: int,
                  apply: Callable[[int], None]) -> None:
@@ -29,6 +48,7 @@ class Limiter:
         self.permits = permits
         self._apply = apply  # tells the dependency's state the new limit (for snapshots and refusals)
         self.baseline_ns = 0  # the dependency's latency when not loaded; 0 until the first batch
+        self.usual_failures = 0.0  # the share of calls failing when not loaded (not overload)
         self.estimate = float(policy.initial)
         self.limit = policy.initial
         self.policy = policy
@@ -41,11 +61,16 @@ class Limiter:
 
     def _reset_batch(self) -> None:
         self._batch = 0
+        self._answered = 0  # calls with a latency that says something: answered or timed out
+        self._failed = 0
+        self._answered_inflight = 0  # the calls in flight when each answer came, summed
+        self._failed_inflight = 0  # and when each failure came
         self._sum_ns = 0
         self._low_n = 0  # samples that ended with no more calls in flight than the limit (probes)
         self._low_ns = 0
+        self._low_failed = 0  # failed calls that ended so
         self._inflight = 0
-        self._dropped = False
+        self._timed_out = False
         self._slow = False
 
     def follow(self, policy: AdaptiveBulkhead, slow_ns: int) -> int:
@@ -60,31 +85,62 @@ class Limiter:
             self.limit = int(self.estimate)
             return self.limit
 
-    def sample(self, latency_ns: int, inflight: int, dropped: bool) -> None:
-        """One finished call: its latency, the calls in flight when it ended (itself included), and
-        whether it was dropped (timed out)."""
+    def sample(self, latency_ns: int, inflight: int, dropped: bool, failed: bool = False) -> None:
+        """One finished call: its latency, the calls in flight when it ended (itself included),
+        whether it was dropped (timed out, or failed), and whether it failed: ended with an error the
+        breaker counts, so its latency is left out (a fast error says nothing of the queue)."""
         with self._lock:
             self._batch += 1
-            self._sum_ns += latency_ns
-            if inflight <= self.limit:
-                self._low_n += 1
-                self._low_ns += latency_ns
+            if failed:
+                self._failed += 1
+                self._failed_inflight += inflight
+                if inflight <= self.limit:
+                    self._low_failed += 1
+            else:
+                self._answered += 1
+                self._answered_inflight += inflight
+                self._sum_ns += latency_ns
+                self._timed_out |= dropped
+                self._slow |= 0 < self.slow_ns <= latency_ns
+                if inflight <= self.limit:
+                    self._low_n += 1
+                    self._low_ns += latency_ns
             self._inflight = max(self._inflight, inflight)
-            self._dropped |= dropped
-            self._slow |= 0 < self.slow_ns <= latency_ns
-            if self._probing is None:
-                if self._batch < self.policy.samples:
+            samples = self.policy.samples
+            if self._failed < samples * _FAILURES_PER_SAMPLE:
+                if self._probing is None:
+                    if self._answered < samples:
+                        return
+                # a probe batch waits for the calls admitted before it (at most the old limit) to
+                # finish, then for `samples` calls made within the low limit
+                elif self._low_n < samples and self._answered < samples + self._probing + 1:
                     return
-            # a probe batch waits for the calls admitted before it (at most the old limit) to finish,
-            # then for `samples` calls made within the low limit
-            elif self._low_n < self.policy.samples and self._batch < self.policy.samples + self._probing + 1:
-                return
+            app_limited = self._inflight * 2 < self.limit
+            low = self._low_n + self._low_failed
+            if self._probing is not None and low:
+                # a probe's calls made within its low limit: their failures are the dependency's
+                # usual ones, not overload (the first probe sets the share, later ones refine it)
+                share = self._low_failed / low
+                weight = _USUAL_WEIGHT if self.probes > 1 else 1.0
+                self.usual_failures += (share - self.usual_failures) * weight
+            # The share overload refused: failures beyond what the dependency does anyway, by more
+            # than chance (two standard errors of that usual share over this many calls), while the
+            # calls used the limit, or that came with more calls in flight than the answers did (a
+            # dependency refusing at once keeps the calls in flight low itself, and a refusal is
+            # what more calls bring; the usual failures come at any concurrency).
+            usual = self.usual_failures
+            chance = 2.0 * math.sqrt(usual * (1.0 - usual) / self._batch)
+            # (mean in flight at the failures >= at the answers + 1, multiplied out)
+            crowded = not app_limited or not self._answered or (
+                self._failed > 0 and self._failed_inflight * self._answered
+                >= (self._answered_inflight + self._answered) * self._failed)
+            refused = max(0.0, self._failed / self._batch - usual - chance) if crowded else 0.0
             if self.policy.algorithm == "aimd":
-                self._aimd()
+                self._aimd(refused)
             elif self._probing is not None:
                 self._probed()
             else:
-                self._gradient(self._sum_ns / self._batch)
+                self._gradient(app_limited, refused)
             self._reset_batch()
             self._move_to(self.estimate)
 
@@ -96,24 +152,40 @@ class Limiter:
             self.permits.resize(limit)
             self._apply(limit)
 
-    def _aimd(self) -> None:
+    def _aimd(self, refused: float) -> None:
         policy = self.policy
-        if self._dropped or self._slow:
+        if self._timed_out or self._slow or refused > 0:
             self.estimate = max(policy.min_limit, self.estimate * policy.backoff)
         elif self._inflight * 2 >= self.limit:  # grow only while the calls use the room there is
             self.estimate = min(policy.max_limit, self.estimate + 1)
 
-    def _gradient(self, mean_ns: float) -> None:
+    def _gradient(self, app_limited: bool, refused: float) -> None:
         policy = self.policy
-        app_limited = self._inflight * 2 < self.limit
-        if not self.baseline_ns or mean_ns < self.baseline_ns or (app_limited and not self._dropped):
-            # lightly loaded, the latency is the dependency's own
-            self.baseline_ns = max(1, int(mean_ns))
-        if not (app_limited and not self._dropped):  # else the callers hold concurrency down: nothing learnt
-            gradient = min(1.0, max(0.5, policy.tolerance * self.baseline_ns / mean_ns))
-            target = self.estimate * gradient + math.sqrt(self.estimate)
-            estimate = self.estimate * (1 - policy.smoothing) + target * policy.smoothing
+        if refused > 0:
+            # The dependency turned calls away: it holds about as many as were in flight when its
+            # answers came, with no room for a queue, so the queue room growth adds (the square
+            # root) is taken off too and the limit lands under the capacity. Not smoothed: a
+            # refusal is not noise, and every batch over capacity costs failures. At most halved.
+            held = min(self.estimate, self._answered_inflight / self._answered) if self._answered else 0.0
+            estimate = max(self.estimate * 0.5, held - math.sqrt(held))
             self.estimate = min(max(estimate, policy.min_limit), policy.max_limit)
+        elif self._answered:
+            mean_ns = self._sum_ns / self._answered
+            learns = app_limited and not self._timed_out  # else the callers hold concurrency down
+            if not self.baseline_ns or mean_ns < self.baseline_ns or learns:
+                # lightly loaded, the latency is the dependency's own
+                self.baseline_ns = max(1, int(mean_ns))
+            if not learns:
+                gradient = min(1.0, max(0.5, policy.tolerance * self.baseline_ns / mean_ns))
+                target = self.estimate * gradient + math.sqrt(self.estimate)
+                estimate = self.estimate * (1 - policy.smoothing) + target * policy.smoothing
+                if estimate > self.estimate:
+                    # grow only as far as the concurrency measured supports (with room for a queue):
+                    # the latency says nothing of a concurrency the callers never reached, and a
+                    # limit left far above its use lets the next surge queue up to it
+                    used = self._inflight
+                    estimate = min(estimate, max(self.estimate, used + math.sqrt(used)))
+                self.estimate = min(max(estimate, policy.min_limit), policy.max_limit)
         if policy.probe_every:
             self._countdown -= 1
             if self._countdown <= 0:  # the next batch runs at a low limit to re-measure the baseline

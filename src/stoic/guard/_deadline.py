@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ._clock import Clock
@@ -84,22 +85,29 @@ class Deadlines:
                     self.timer_at = entry[0]
                     return
                 entry[2] = EXPIRED
-                self.expire(entry[1])
+                self.expire(entry)
             pending.popleft()
         self.timer = None
 
-    def expire(self, task: Any) -> None:
+    def expire(self, entry: list[Any]) -> None:
         """What happens at an entry's time: its task is cancelled."""
-        task.cancel()
+        entry[1].cancel()
 
 
 class HedgeTimers(Deadlines):
-    """The same queue and single timer, for hedges: at an entry's time its race starts the hedge."""
+    """The same queue and single timer, for hedges. An entry holds what its call needs to race (no
+    object per call: most calls end before their hedge time); at its time `begin` turns that into
+    the race, which starts the hedge, and the entry keeps the race for its call to find."""
 
-    __slots__ = ()
+    __slots__ = ("begin",)
 
-    def expire(self, task: Any) -> None:
-        task.start()
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, clock: Clock,
+                 begin: Callable[[Any], Any]) -> None:
+        super().__init__(loop, timeout, clock)
+        self.begin = begin
+
+    def expire(self, entry: list[Any]) -> None:
+        entry[1] = self.begin(entry[1])
 
 
 def _deadline(entry: list[Any]) -> float:

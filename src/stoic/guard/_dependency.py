@@ -10,6 +10,7 @@ import functools
 import inspect
 import queue
 import random
+import sys
 import threading
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -48,7 +49,9 @@ from ._reviewed import marked, reviewing
 from ._settings import Settings
 from ._stand_in import stand_in
 from ._state import ADMITTED, INJECTED, STATE_NAMES, DependencyState
-from ._travel import call_limit, time_left, travelling
+from ._travel import _deadline as _request_deadline
+from ._travel import _override as _call_override
+from ._travel import call_limit, overdue, overriding, time_left, travelling
 from ._window import FOLD_AFTER, quantile
 
 P = ParamSpec("P")
@@ -57,8 +60,13 @@ T = TypeVar("T")
 _SUCCESS, _FAILURE, _TIMEOUT = int(Outcome.SUCCESS), int(Outcome.FAILURE), int(Outcome.TIMEOUT)
 _REJECTED, _SHORT, _INJECTED = int(Outcome.REJECTED), int(Outcome.SHORT_CIRCUITED), int(Outcome.INJECTED)
 SUCCESS = Outcome.SUCCESS  # a module global: read on the decorator's path while anyone listens
+_new_tuple = tuple.__new__  # builds an Event from a tuple: a class attribute costs a lookup per call
 _DEFAULT_BREAKER = BreakerPolicy()
 _running_loop, _current_task = asyncio.get_running_loop, asyncio.current_task  # read once per call
+if sys.version_info < (3, 12) and isinstance(getattr(asyncio.tasks, "_current_tasks", None), dict):
+    # there asyncio.current_task is a Python function around this dict (C from 3.12 on): a frame
+    # less on every async call with a deadline
+    _current_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _DEFAULT_BULKHEAD = SemaphoreBulkhead()
 _COROUTINE = types.CoroutineType
 _HEDGE_BUDGET = RetryBudget()  # what hedges may spend when the dependency has no retry budget
@@ -144,6 +152,7 @@ class Dependency:
         self._shared_listeners: list[Callable[[Event], None]] = registry.listeners if registry else []
         self._observed = bool(self._shared_listeners)
         self._listening = tuple(self._shared_listeners)  # both lists, read on every event
+        self._only_listener = self._listening[0] if len(self._listening) == 1 else None
         self._configuring = threading.Lock()
         self._pool: WorkerPool | None = None
         if isinstance(settings.bulkhead, ThreadPoolBulkhead):
@@ -240,11 +249,79 @@ class Dependency:
     # -- public call API ---------------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call sync `fn` through the guard; returns its value or a fallback's."""
+        # The common case (breaker closed, a permit free, nothing judging the answer, no fault armed,
+        # no pool) runs in this one frame, as the decorator's does; anything else, and anything
+        # that goes wrong, takes `_call`, the reference path (test_decorator_twin holds them equal).
+        state = self._state
+        if not state.gate_open or armed[0] or not self._straight:
+            return self._call(fn, args, kwargs)  # type: ignore[no-any-return]
+        now = self._now
+        start = now()
+        if travelling[0] and overdue(self._clock, start):  # `_call` refuses it, counted
+            return self._call(fn, args, kwargs)  # type: ignore[no-any-return]
+        permits = state.permits
+        if permits is not None:
+            try:
+                permits.pop()
+            except IndexError:  # the bulkhead is full: `_call` waits or refuses
+                return self._call(fn, args, kwargs)  # type: ignore[no-any-return]
         try:
-            return self._attempt(fn, args, kwargs)  # type: ignore[no-any-return]
+            # spreading no keywords copies no dict (P.kwargs is empty there)
+            value = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
+        except BaseException as exc:
+            end = now()
+            try:
+                self._settle(exc, end, end - start, ADMITTED, True, fn)
+            except Failed as error:
+                failed = error  # recover outside the handler, as `_call` does
+        else:
+            end = now()
+            if type(value) is _COROUTINE:  # an async function given to call(): not a success
+                self._unawaited(value, fn, end, ADMITTED, True)
+            latency_ns = end - start
+            limiter = self._limiter
+            if limiter is not None:  # _answered_to_limiter, inlined; the call still holds its permit
+                slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
+                limiter.sample(latency_ns, slots.limit + slots.debt - len(slots.tokens), False)
+            window = state.window  # state.succeeded, inlined: a frame costs more than its steps
+            if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
+                state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
+            else:
+                if permits is not None:
+                    permits.append(1)
+                    slots = state.slots  # type: ignore[assignment]  # permits are slots.tokens
+                    if slots.waiting:
+                        slots.wake_one()
+                log = window.current_log
+                bits = latency_ns.bit_length()
+                log.append((bits - 3) * 8 + (latency_ns >> (bits - 4)) - 8)  # as state.succeeded
+                if len(log) > FOLD_AFTER:
+                    with state.lock:
+                        window.fold(window.current)
+            if self._observed:  # as _emit, inlined; a bare tuple: Event's own __new__ costs twice as much
+                event = _new_tuple(Event, (self.name, SUCCESS, latency_ns / 1e9, "primary", None, None))
+                only = self._only_listener
+                if only is not None:  # one listener, the usual case: no iterator to build per call
+                    try:  # noqa: SIM105 (a plain try is cheaper than contextlib.suppress)
+                        only(event)
+                    except Exception:  # a broken listener must never break the call path
+                        pass
+                else:
+                    for listener in self._listening:
+                        try:  # noqa: SIM105
+                            listener(event)
+                        except Exception:
+                            pass
+            return value
+        return self._recover(fn, args, kwargs, failed).value  # type: ignore[no-any-return]
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`call`, every case: the reference the fast paths of `call` and the decorator must equal."""
+        try:
+            return self._attempt(fn, args, kwargs)
         except Failed as exc:
             failed = exc  # recover outside the handler, so the caller's traceback has no `Failed`
-        return self._recover(fn, args, kwargs, failed).value  # type: ignore[no-any-return]
+        return self._recover(fn, args, kwargs, failed).value
 
     def execute(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Result[T]:
         """Like `call`, but the `Result` also says which level answered."""
@@ -300,9 +377,10 @@ class Dependency:
         they need from closure cells. Anything else goes through `call`. Between two system calls
         the interpreter runs on cold caches, where the frames this saves cost 0.5-1 us per call.
         """
-        state, now, pool, name = self._state, self._now, self._pool, self.name
+        state, now, pool, name, clock = self._state, self._now, self._pool, self.name, self._clock
         new_tuple = tuple.__new__
         permits, settle = state.permits, self._settle  # configure() resizes the permit list in place
+        limiter = self._limiter  # a bulkhead keeps its kind for good: so does the limiter
         slots = cast(Permits, state.slots)  # read only where `permits` is not None, so never None there
         if pool is not None:
             def pooled(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -311,16 +389,19 @@ class Dependency:
             return pooled
 
         def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-            if not state.gate_open or armed[0] or self._judging or travelling[0]:
+            if not state.gate_open or armed[0] or not self._straight:
+                return self.call(fn, *args, **kwargs)  # looked up per call: configure() may add a hedge
+            start = now()
+            if travelling[0] and overdue(clock, start):  # `call` refuses it, counted
                 return self.call(fn, *args, **kwargs)
             if permits is not None:
                 try:
                     permits.pop()
                 except IndexError:  # the bulkhead is full: `call` waits or refuses
                     return self.call(fn, *args, **kwargs)
-            start = now()
             try:
-                value = fn(*args, **kwargs)
+                # spreading no keywords copies no dict (P.kwargs is empty there)
+                value = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
             except BaseException as exc:
                 end = now()
                 try:
@@ -332,6 +413,8 @@ class Dependency:
                 if type(value) is _COROUTINE:  # a sync function that returned a coroutine
                     self._unawaited(value, fn, end, ADMITTED, True)
                 latency_ns = end - start
+                if limiter is not None:  # _answered_to_limiter, inlined; the call still holds its permit
+                    limiter.sample(latency_ns, slots.limit + slots.debt - len(permits), False)  # type: ignore[arg-type]
                 window = state.window  # read per call: configure() may give it a new window
                 if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                     state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
@@ -348,11 +431,18 @@ class Dependency:
                             window.fold(window.current)
                 if self._observed:  # as _emit, inlined; a bare tuple: Event's own __new__ costs twice as much
                     event = new_tuple(Event, (name, SUCCESS, latency_ns / 1e9, "primary", None, None))
-                    for listener in self._listening:
+                    only = self._only_listener
+                    if only is not None:  # one listener, the usual case: no iterator to build per call
                         try:  # noqa: SIM105 (a plain try is cheaper than contextlib.suppress)
-                            listener(event)
+                            only(event)
                         except Exception:  # a broken listener must never break the call path
                             pass
+                    else:
+                        for listener in self._listening:
+                            try:  # noqa: SIM105
+                                listener(event)
+                            except Exception:
+                                pass
                 return value
             return self._recover(fn, args, kwargs, failed).value  # type: ignore[no-any-return]
 
@@ -374,16 +464,25 @@ class Dependency:
         """Re-read whether anyone listens (the hot path checks one attribute)."""
         self._observed = bool(self._listeners or self._shared_listeners)
         self._listening = (*self._listeners, *self._shared_listeners)
+        self._only_listener = self._listening[0] if len(self._listening) == 1 else None
         self._refresh_detour()
 
     def _refresh_detour(self) -> None:
-        # One flag for "an answer must be looked at before it is recorded" (a listener, a result
-        # predicate): the plain path reads it once, so predicates cost nothing while unused.
-        # The adaptive limit learns from every finished call, so it takes the same path.
-        # A listener alone only needs to hear of each call: the decorator tells it on its fast path.
+        # One flag for "an answer must be looked at before it is recorded" (a result predicate, a
+        # per-call breaker rule): the plain path reads it once, so predicates cost nothing while
+        # unused. A listener alone only needs to hear of each call, and the adaptive limit only
+        # needs each success's latency: every path tells them itself (see `_answered_to_limiter`).
         self._judging = (self._failure_when is not None or self._retry_when is not None
-                         or self._limiter is not None or self._state.counting or self._hedge is not None)
+                         or self._state.counting)
         self._detour = self._observed or self._judging
+        # The fast paths of `call` and the decorator run a call only when nothing above looks at
+        # it, no hedge races it and no pool runs it (a hedge swaps the entry points: see `_take`).
+        self._straight = not self._judging and self._hedge is None and self._pool is None
+
+    def _answered_to_limiter(self, latency_ns: int) -> None:
+        """Tell the adaptive limit of a success; the call still holds its permit, so it counts itself."""
+        slots = cast(Permits, self._state.slots)
+        cast(Limiter, self._limiter).sample(latency_ns, slots.limit + slots.debt - len(slots.tokens), False)
 
     def _limit_moved(self, limit: int) -> None:
         state = self._state
@@ -454,8 +553,8 @@ class Dependency:
         """`_race` on the thread pool: the primary on a worker, a hedge on another once it is late;
         the first answer wins and the loser is abandoned to its worker (which keeps its permit until
         it is done), or withdrawn if it has not started. Waits no longer than the primary's deadline."""
-        hedge, pool = self._hedge, self._pool
-        delay = None if hedge is None else self._hedge_delay(hedge)
+        pool, now = self._pool, self._now()
+        delay = self._hedge_after if now - self._hedge_read_at < _HEDGE_REFRESH_NS else self._hedge_delay(now)
         if delay is None or pool is None or armed[0]:  # an injected fault takes the plain path
             return self._attempt(fn, args, kwargs)
         state = self._state
@@ -543,33 +642,30 @@ class Dependency:
         self._emit_outcome(Outcome.TIMEOUT, end - start, error)
         return Failed(_TIMEOUT, error)
 
-    async def _acall_hedged(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await self._race(fn, args, kwargs)
-        except Failed as failed:
-            return (await self._recover_async(fn, args, kwargs, failed)).value
+    def _acall_hedged(self, fn: Callable[..., Awaitable[Any]], /, *args: Any,
+                      **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        # a plain function handing back the race's coroutine: a coroutine frame less per call
+        return self._race(fn, args, kwargs, None)
 
     async def _aexecute_hedged(self, fn: Callable[..., Awaitable[Any]], /,
                                *args: Any, **kwargs: Any) -> Result[Any]:
-        start = self._now()
-        try:
-            value = await self._race(fn, args, kwargs)
-        except Failed as failed:
-            return await self._recover_async(fn, args, kwargs, failed, start)
-        return self._primary_result(value, start)
+        result: Result[Any] = await self._race(fn, args, kwargs, self._now())
+        return result
 
-    def _hedge_delay(self, hedge: Hedge) -> float | None:
-        """Seconds after which a second attempt starts (None: no hedge for this call)."""
-        now = self._now()
-        if now - self._hedge_read_at >= _HEDGE_REFRESH_NS:
-            state = self._state
+    def _hedge_delay(self, now: int) -> float | None:
+        """Seconds after which a second attempt starts (None: no hedge for this call), read again
+        from the window's latency every _HEDGE_REFRESH_NS (the callers check that time themselves:
+        the common case costs no call)."""
+        hedge, state = self._hedge, self._state
+        after = None
+        if hedge is not None:
             with state.lock:
                 latency, calls = quantile(state.window, now, hedge.percentile)
-            self._hedge_after = max(hedge.floor, latency) if calls >= hedge.min_samples else None
-            self._hedge_read_at = now
-        after = self._hedge_after
+            after = max(hedge.floor, latency) if calls >= hedge.min_samples else None
         if after is not None and self._timeout is not None and after >= self._timeout:
-            return None  # the first attempt times out before a hedge would start
+            after = None  # the first attempt times out before a hedge would start
+        self._hedge_after = after
+        self._hedge_read_at = now
         return after
 
     def _may_hedge(self) -> bool:
@@ -587,53 +683,80 @@ class Dependency:
         return state.retry_allowed(self._now(), budget.ratio, budget.min_per_second)
 
     async def _race(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                    kwargs: dict[str, Any]) -> Any:
-        """The primary attempt, run in the caller's task, and a hedge in a task of its own once the
+                    kwargs: dict[str, Any], start: int | None) -> Any:
+        """`acall` with a hedge (or `aexecute`, given its `start`: the answer is then a `Result`).
+
+        The primary attempt runs in the caller's task, and a hedge in a task of its own once the
         primary is late: the first answer wins, the loser is cancelled. A primary that fails lets a
         running hedge answer; a timeout ends the race at once, so a hedge never keeps the caller
-        past the primary's deadline. No task and no timer handle per call: the hedge times share
-        one queue and one armed timer per event loop (as deadlines do)."""
-        hedge = self._hedge
-        delay = None if hedge is None else self._hedge_delay(hedge)
-        if delay is None:
-            return await self._attempt_async(fn, args, kwargs)
-        loop = _running_loop()
-        task = _current_task(loop)
-        assert task is not None, "acall needs a running task"
-        timers = self._hedge_timers.get(loop)
-        if timers is None:
-            for old in [lp for lp in list(self._hedge_timers) if lp.is_closed()]:
-                self._hedge_timers.pop(old, None)
-            timers = self._hedge_timers[loop] = HedgeTimers(loop, delay, self._clock)
-        race = _Race(self, task, fn, args, kwargs)
-        entry = timers.start(race, self._now(), delay)  # type: ignore[arg-type]
+        past the primary's deadline. No task, no timer handle and no object per call: the hedge
+        times share one queue and one armed timer per event loop (as deadlines do), and only a call
+        still running when its timer fires becomes a `_Race` (see `_begin_race`)."""
+        now = self._now()
+        delay = self._hedge_after if now - self._hedge_read_at < _HEDGE_REFRESH_NS else self._hedge_delay(now)
         try:
-            value = await self._attempt_async(fn, args, kwargs)
-        except asyncio.CancelledError:
-            if race.won and task.uncancel() == 0:  # the hedge answered and cancelled the primary
-                self._count_hedge("won")
-                self._count_hedge("cancelled")
-                return race.value
-            raise
-        except Failed as failed:
-            second = race.hedge
-            if second is None or failed.outcome == _TIMEOUT:
-                raise
-            race.settled = True  # the hedge is still running: it may answer yet
-            value = await second
-            self._count_hedge("won")
-            return value
-        finally:
-            race.settled = True
-            if entry[2] == RUNNING:
-                entry[2] = DONE
-                if timers.pending and timers.pending[0] is entry:
-                    timers.pending.popleft()
-            second = race.hedge
-            if second is not None and not second.done():
-                second.cancel()
-                self._count_hedge("cancelled")
-        return value
+            if delay is None:
+                value = await self._attempt_async(fn, args, kwargs)
+            else:
+                loop = _running_loop()
+                task = _current_task(loop)
+                assert task is not None, "acall needs a running task"
+                timers = self._hedge_timers.get(loop)
+                if timers is None:
+                    for old in [lp for lp in list(self._hedge_timers) if lp.is_closed()]:
+                        self._hedge_timers.pop(old, None)
+                    timers = HedgeTimers(loop, delay, self._clock, self._begin_race)
+                    self._hedge_timers[loop] = timers
+                due = now / 1e9 + delay  # in the loop's time, when it keeps the guard's clock
+                pending = timers.pending
+                if (timers.shared_clock and timers.timer is not None and due >= timers.timer_at
+                        and (not pending or pending[-1][0] <= due)):
+                    # Deadlines.start's usual case, inlined (in order, the timer armed): a call per call less
+                    entry: list[Any] = [due, (task, fn, args, kwargs), RUNNING]
+                    pending.append(entry)
+                else:
+                    entry = timers.start((task, fn, args, kwargs), now, delay)  # type: ignore[arg-type]
+                try:
+                    value = await self._attempt_async(fn, args, kwargs)
+                except asyncio.CancelledError:
+                    race = entry[1] if entry[2] == EXPIRED else None
+                    if race is None or not race.won or task.uncancel() != 0:
+                        raise
+                    self._count_hedge("won")  # the hedge answered and cancelled the primary
+                    self._count_hedge("cancelled")
+                    value = race.value
+                except Failed as lost:
+                    second = entry[1].hedge if entry[2] == EXPIRED else None
+                    if second is None or lost.outcome == _TIMEOUT:
+                        raise
+                    entry[1].settled = True  # the hedge is still running: it may answer yet
+                    value = await second
+                    self._count_hedge("won")
+                finally:
+                    if entry[2] == RUNNING:  # the primary ended before its hedge time: no race
+                        entry[2] = DONE
+                        if pending and pending[0] is entry:
+                            pending.popleft()
+                    elif entry[2] == EXPIRED:
+                        race = entry[1]
+                        race.settled = True
+                        second = race.hedge
+                        if second is not None and not second.done():
+                            second.cancel()
+                            self._count_hedge("cancelled")
+        except Failed as exc:
+            failed = exc  # recover outside the handler, so the caller's traceback has no `Failed`
+        else:
+            return value if start is None else self._primary_result(value, start)
+        result = await self._recover_async(fn, args, kwargs, failed, start)
+        return result.value if start is None else result
+
+    def _begin_race(self, call: tuple[asyncio.Task[Any], Callable[..., Awaitable[Any]], tuple[Any, ...],
+                                      dict[str, Any]]) -> _Race:
+        """A call still running at its hedge time: the race begins, and starts a hedge if it may."""
+        race = _Race(self, *call)
+        race.start()
+        return race
 
     def _count_hedge(self, what: str) -> None:
         with self._configuring:
@@ -649,8 +772,8 @@ class Dependency:
                 fn = self._faulty(found[0], fn)
         state = self._state
         start = self._now()
-        if travelling[0]:  # a request deadline or a call_timeout is in force somewhere
-            self._time_allowed(start)  # refuses the call once the deadline has passed
+        if travelling[0] and overdue(self._clock, start):  # a request deadline is in force somewhere
+            self._late()  # and has passed: the call is not made
         # Fast path: breaker closed and a permit free, no lock taken.
         permits = state.permits
         if admitted:
@@ -681,12 +804,14 @@ class Dependency:
             self._unawaited(value, fn, end, admitted, True)
         if self._judging:
             return self._judged(value, start, end, admitted, True)
+        if self._limiter is not None and admitted != INJECTED:
+            self._answered_to_limiter(end - start)
         if admitted:  # a half-open trial, or a call carrying its request's injected delay
             state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
         else:
             state.succeeded(end, end - start)
         if self._observed:  # as in _judged, without its checks: nobody judges the answer
-            self._emit(tuple.__new__(Event, (self.name, SUCCESS, (end - start) / 1e9, "primary", None, None)))
+            self._emit(_new_tuple(Event, (self.name, SUCCESS, (end - start) / 1e9, "primary", None, None)))
         return value
 
     def _attempt_pooled(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -731,8 +856,18 @@ class Dependency:
         timeout = self._timeout
         state = self._state
         start = self._now()
-        if travelling[0]:
-            timeout = self._time_allowed(start)
+        if travelling[0]:  # call_limit, inlined: this runs on every call under a deadline
+            if overriding[0]:
+                override = _call_override.get()
+                if override is not None:
+                    timeout = override
+            current = _request_deadline.get()
+            if current is not None:
+                left_ns = current[0] - (start if current[1] is self._clock else current[1].now_ns())
+                if timeout is None or left_ns < timeout * 1e9:  # the request's deadline comes first
+                    if left_ns <= 0:  # and has passed: the call is not made
+                        self._late()
+                    timeout = left_ns / 1e9
         # The same lock-free admission as `_attempt`, inlined: a helper would cost a call per call.
         permits = state.permits
         if admitted:
@@ -784,6 +919,10 @@ class Dependency:
         end = self._now()
         if self._detour:
             return self._judged(value, start, end, admitted, True)
+        limiter = self._limiter
+        if limiter is not None and admitted != INJECTED:  # _answered_to_limiter, inlined
+            slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
+            limiter.sample(end - start, slots.limit + slots.debt - len(slots.tokens), False)
         if admitted:  # a half-open trial, or a call carrying its request's injected delay
             state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
         else:
@@ -806,6 +945,8 @@ class Dependency:
         elapsed = end - start
         if failed:
             error = FailedResult(self.name, value)
+            if self._limiter is not None and admitted != INJECTED:  # a refusal (503, 429): a drop
+                self._limiter.sample(elapsed, state.active, True, True)
             state.leave(end, _FAILURE, elapsed, admitted, release)
             self._emit_outcome(Outcome.FAILURE if admitted != INJECTED else Outcome.INJECTED, elapsed, error)
             raise Failed(_FAILURE, error)
@@ -833,12 +974,16 @@ class Dependency:
         already passed the call is not made: counted as rejected and skipped, the fallbacks answer."""
         timeout = call_limit(self._timeout, self._clock, now_ns)
         if timeout is not None and timeout <= 0:
-            self._skipped("call")
-            self._state.count(_REJECTED)
-            error = DeadlineExceeded(f"{self.name}: the request's deadline has passed; not called")
-            self._emit_outcome(Outcome.REJECTED, 0, error)
-            raise Failed(_REJECTED, error)
+            self._late()
         return timeout
+
+    def _late(self) -> NoReturn:
+        """The request's deadline has passed before the call: counted as rejected and skipped."""
+        self._skipped("call")
+        self._state.count(_REJECTED)
+        error = DeadlineExceeded(f"{self.name}: the request's deadline has passed; not called")
+        self._emit_outcome(Outcome.REJECTED, 0, error)
+        raise Failed(_REJECTED, error)
 
     def _deadlines_for(self, loop: asyncio.AbstractEventLoop, timeout: float) -> Deadlines:
         # forget closed loops (tests and asyncio.run create many) so they can be collected
@@ -867,8 +1012,8 @@ class Dependency:
             # KeyboardInterrupt and other non-Exceptions say nothing about it and count as nothing
             self._state.leave(end, _SUCCESS if isinstance(exc, Exception) else -1, elapsed, admitted, release)
             raise exc
-        if outcome == _TIMEOUT and self._limiter is not None and admitted != INJECTED:
-            self._limiter.sample(elapsed, self._state.active, True)  # a drop: the limit backs off
+        if self._limiter is not None and admitted != INJECTED:  # a drop: the limit backs off
+            self._limiter.sample(elapsed, self._state.active, True, outcome == _FAILURE)
         self._state.leave(end, outcome, elapsed, admitted, release)
         self._emit_outcome(Outcome(outcome) if admitted != INJECTED else Outcome.INJECTED, elapsed, exc)
         raise Failed(outcome, exc) from None

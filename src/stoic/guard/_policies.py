@@ -125,7 +125,8 @@ class AdaptiveBulkhead:
 
     - `"gradient"`: compares the batch's mean latency with the dependency's latency when not
       loaded (its baseline). While latency stays within `tolerance` x the baseline the limit grows
-      by about its square root (room for a queue); past it the limit shrinks in proportion (at most
+      by about its square root (room for a queue), never past the calls in flight it measured plus
+      that room; past it the limit shrinks in proportion (at most
       by half per batch), smoothed by `smoothing`. The baseline is the lowest batch latency seen,
       re-measured whenever the callers leave half the limit unused and, every `probe_every`
       batches (0: never), by one batch at a low limit (the square root of the limit) after which
@@ -133,7 +134,14 @@ class AdaptiveBulkhead:
       that became slower for good, is corrected within one probe;
     - `"aimd"`: grows by one while the calls use at least half the limit, and is multiplied by
       `backoff` when a call times out or takes `slow` seconds or more (default: the breaker's
-      slow-call threshold, else the dependency's timeout).
+      slow-call threshold, else the dependency's timeout), or when calls fail.
+
+    Failures lower both: a batch whose calls fail (by the breaker's rules: a 503 or a 429 through
+    the HTTP integrations, "too busy", connection refused) more often than the dependency does in
+    the gradient's probes, while the calls used the limit or with more calls in flight than its
+    answers had, was refused for overload; the gradient then drops to the concurrency its answers
+    came at, less its square root. The caller's own mistakes (ignored exceptions, a 404) never
+    lower the limit.
 
     A call over the limit is refused at once (counted as rejected) and the fallback chain answers.
 

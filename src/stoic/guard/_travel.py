@@ -34,6 +34,8 @@ DEADLINE_HEADER = "x-stoic-timeout"
 # How many deadline or call_timeout scopes are open in the process. The call path reads only this
 # (a list item, cheaper than a context variable): while it is 0 no call looks for a deadline.
 travelling = [0]
+# How many of them are call_timeout scopes: while 0, no call looks for an override.
+overriding = [0]
 _counting = threading.Lock()
 
 # (expiry in the clock's nanoseconds, the clock), or None: no request deadline in this context
@@ -114,6 +116,16 @@ class call_timeout(_Scope):
     def __init__(self, seconds: float) -> None:
         self.seconds = number("call_timeout", "seconds", seconds, low=0.0, high=3600.0, low_open=True)
 
+    def _open(self) -> None:
+        with _counting:
+            travelling[0] += 1
+            overriding[0] += 1
+
+    def _close(self) -> None:
+        with _counting:
+            travelling[0] -= 1
+            overriding[0] -= 1
+
     def _set(self) -> Token[object]:
         return _override.set(self.seconds)  # type: ignore[return-value]
 
@@ -132,11 +144,22 @@ def time_left() -> float | None:
     return None if current is None else _left(*current)
 
 
+def overdue(clock: Clock, now_ns: int) -> bool:
+    """Has the current request's deadline passed? `now_ns` is read from `clock` (saves a reading
+    when the deadline keeps the same clock). The sync call paths ask only this: a call on the
+    caller's own thread cannot be stopped, so the time left matters only once it is gone."""
+    current = _deadline.get()
+    if current is None:
+        return False
+    expires, its_clock = current
+    return expires <= (now_ns if its_clock is clock else its_clock.now_ns())
+
+
 def call_limit(own: float | None, clock: Clock | None = None, now_ns: int = 0) -> float | None:
     """The timeout of a guarded call starting now: `own` (or the `call_timeout` in force), cut to
     the time left. May be 0 or less: the request's deadline has passed. `now_ns`, read from
     `clock`, saves a clock reading when the deadline keeps the same clock."""
-    override = _override.get()
+    override = _override.get() if overriding[0] else None
     timeout = own if override is None else override
     current = _deadline.get()
     if current is None:
@@ -180,4 +203,4 @@ def deadline_headers(header: str = DEADLINE_HEADER, keep: float = KEEP) -> dict[
 
 
 __all__ = ["DEADLINE_HEADER", "call_limit", "call_timeout", "deadline", "deadline_headers",
-           "format_timeout", "parse_timeout", "time_left", "travelling"]
+           "format_timeout", "overdue", "overriding", "parse_timeout", "time_left", "travelling"]

@@ -137,7 +137,28 @@ def add_parser(subparsers: Any) -> None:
         help="also serve requests for this Host name (repeatable; '*.example.com' for subdomains, "
         "'*' for any); loopback names are always served",
     )
+    parser.add_argument(
+        "--guard-config",
+        metavar="FILE",
+        default=None,
+        help="build the dependencies of this guard TOML (stoic.guard.loader; STOIC_GUARD__* "
+        "overrides apply) into the registry the dashboard serves; not with --merge",
+    )
     parser.set_defaults(handler=run)
+
+
+def _load_guard_config(path: str, merging: bool) -> str | None:
+    """Build the file's dependencies into the process registry; the problem, naming the key, or None."""
+    if merging:
+        return "--guard-config: not with --merge (the dashboard then shows the merged processes)"
+    from stoic.guard import ConfigError, registry
+    from stoic.guard.loader import load
+
+    try:
+        load(path, env=os.environ, registry=registry)
+    except ConfigError as exc:
+        return f"--guard-config: {exc}"
+    return None
 
 
 def _optional_sources() -> dict[str, Any]:
@@ -197,6 +218,11 @@ def run(args: argparse.Namespace) -> int:
     hosts = [*LOOPBACK_HOSTS, *args.allow_host]
     if args.host not in ("0.0.0.0", "::", ""):
         hosts.append(args.host)  # the address it is bound to is a name it can be reached by
+    if args.guard_config is not None:
+        problem = _load_guard_config(args.guard_config, bool(args.merge))
+        if problem is not None:
+            print(f"stoic web: {problem}", file=sys.stderr, flush=True)
+            return 2
     sources = {} if args.merge else _optional_sources()
     try:
         app = create_app(
