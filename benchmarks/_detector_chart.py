@@ -1,4 +1,4 @@
-"""Draw docs/detector.png: one generated series, the detector's expected value and band, its score.
+"""Draw docs/detector.png: one generated series, the detector's expected value and band, evidence, score.
 
 .venv/bin/python benchmarks/_detector_chart.py [FAMILY INDEX]
 """
@@ -53,10 +53,13 @@ def main() -> None:
     top.set_ylim(bottom=min(series.values) - 5, top=max(series.values) * 1.15)
     top.set_title(f"{series.name}: labelled anomalies shaded, alerts as red lines")
     top.legend(loc="upper left", fontsize=8, ncol=3)
-    bottom.plot(when, [d.score for d in found], lw=0.7, color="#d0021b")
+    bottom.plot(when, [d.evidence for d in found], lw=0.7, color="#888", label="evidence")
+    news = [(at, d.score) for d, at in zip(found, when, strict=True) if d.score > 0.0]
+    bottom.scatter([a for a, _ in news], [s for _, s in news], s=12, color="#d0021b", label="score (news)")
     bottom.axhline(detector.threshold, color="#888", lw=0.6, ls="--")
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("score")
+    bottom.legend(loc="upper left", fontsize=8, ncol=2)
     bottom.xaxis.set_major_formatter(mdates.DateFormatter("%a %d"))
     fig.tight_layout()
     fig.savefig(OUT, dpi=80)

@@ -113,6 +113,32 @@ def test_a_single_point_spike_alerts() -> None:
     assert _starts(_run(values)) == [2000]
 
 
+def test_an_outage_is_scored_once_while_its_evidence_lasts() -> None:
+    # the score is news: the first point of an excursion (and any that makes it ten times
+    # stronger), so a threshold is crossed once per outage; `evidence` and `anomalous` last
+    rng = random.Random(4)
+    values: list[float | None] = [rng.gauss(100, 3) for _ in range(2000)]
+    values[1500:1530] = [40.0 + rng.gauss(0, 3) for _ in range(30)]
+    detections = _run(values, direction="down")
+    scored = [i for i, d in enumerate(detections) if d.score >= 0.5]
+    assert scored[0] == 1500 and len(scored) <= 2 and scored[-1] <= 1502, scored
+    assert all(d.anomalous and d.evidence >= 0.5 for d in detections[1500:1530])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_lasting_shift_too_small_for_any_point_is_seen(seed: int) -> None:
+    # two standard deviations down for six hours: no single minute stands out, the mean of many
+    # does (the wider levels judge means of 6 and 36 minutes)
+    rng = random.Random(seed)
+    values: list[float | None] = [rng.gauss(100, 10) for _ in range(5 * DAY)]
+    shift = 4 * DAY + 300
+    for i in range(shift, shift + 360):
+        values[i] -= 20.0  # type: ignore[operator]
+    starts = _starts(_run(values, direction="down"))
+    assert [s for s in starts if s < shift] == []
+    assert any(shift <= s < shift + 120 for s in starts), starts
+
+
 def test_a_slow_creep_alerts_once_it_is_clear() -> None:
     # p95 latency creeping from 170 to 490 ms over 36 hours
     rng = random.Random(1)

@@ -15,7 +15,12 @@ own history: decades of probability past the 99th percentile, along an exponenti
 the 90th, 99th and 99.9th percentiles, or a power law when the gaps between them grow (bursts).
 Two points in the tail add their decades; a lone point must stand one decade further out. Slow
 creeps are seen by a fast average of the level pulling away from a slow one, judged the same way
-against its own history. The score is decades / (decades + 3): 0.5 at three decades.
+against its own history. The evidence is decades / (decades + 3): 0.5 at three decades. Wider
+levels run the same judgement on means of six points, so a lasting change too small for any one
+point is seen in the mean of many.
+
+The score is the news in the evidence: the first point of an excursion, and each point that makes
+it ten times stronger. A threshold on it is crossed once per excursion, as an alert is raised once.
 
 Recurring patterns become normal because the seasonal memory keeps every value, anomalous or not,
 and takes the median: a nightly job is expected once it ran on most of the last nights. Points
@@ -51,6 +56,10 @@ _Q_FLOOR = 2.0  # the 99th percentile is never taken below 2 typical residuals .
 _GAP_FLOOR = 0.69  # ... nor a decade of the tail narrower than 0.69 of one
 _HALF = 3.0  # decades past the 99th percentile that make a score of 0.5
 _LONE = 1.0  # the extra decades a lone point needs
+_COARSE = 6  # points averaged into one point of the next wider level
+_WIDEST = 8  # the widest level still has this many points in the shortest season (3 h of a day)
+_WIDER_EXTRA = 2.0  # the extra decades a wider level needs: it has seen a sixth of the points
+_NEWS = 1.0  # the decades a point must add to an excursion already scored to be scored again
 _DRIFT_EXTRA = 2.0  # the extra decades a drift needs: it is sticky and its history short
 _HELD_TAIL = 3  # points of an anomaly that still teach the tail (censored): heavy tails are learnt
 _TAIL_MIN = 256  # ... once the tail has seen this many ordinary points
@@ -61,12 +70,14 @@ _REL_FLOOR = 1e-6  # scale floor relative to the level while the data has shown 
 class Detection(NamedTuple):
     """The verdict for one point.
 
-    `score` is in [0, 1) (0 ordinary, 0.5 three decades past the 99th percentile of what this
-    metric usually does); `anomalous` is True while an episode is open, `started`/`ended` mark
-    its first point and the point that closed it. `expected` is the main explanation of the point
-    and `lower`/`upper` the band a run of points must leave to reach the threshold. `change` is
-    the relative move of a scoring point (0.38 = 38 % off expected), `move` "down" or "up" (""
-    for a point that does not score).
+    `evidence` is in [0, 1) (0 ordinary, 0.5 three decades past the 99th percentile of what this
+    metric usually does) and lasts as long as an anomaly does; `score` is that evidence on the
+    first point of an excursion and on each point that makes it ten times stronger, else 0, so a
+    threshold on it is crossed once per excursion. `anomalous` is True while an episode is open,
+    `started`/`ended` mark its first point and the point that closed it. `expected` is the main
+    explanation of the point and `lower`/`upper` the band a run of points must leave to reach the
+    threshold. `change` is the relative move of a point with evidence (0.38 = 38 % off expected),
+    `move` "down" or "up" ("" for an ordinary point).
     """
 
     at: float
@@ -80,6 +91,7 @@ class Detection(NamedTuple):
     ended: bool = False
     change: float = 0.0
     move: str = ""
+    evidence: float = 0.0
 
     @property
     def bound(self) -> float | None:
@@ -376,6 +388,33 @@ class Detector:
         self.active = False
         self._suspect_run = 0
         self._calm_run = 0
+        # the same judgement on means of `_COARSE` points, and of theirs, while a day still has
+        # `_WIDEST` of them: a change too small for one point (an hour of zeros in low counts, a
+        # holiday) is plain in the mean of many
+        width = self.interval * _COARSE
+        self._coarse: Detector | None = None
+        if width * _WIDEST <= min(self.seasons, default=DAY):
+            self._coarse = Detector(
+                width,
+                direction=self.direction,
+                count=self.count,
+                seasons=tuple(s for s in self.seasons if s >= 2 * width),
+                keep=self.keep,
+                threshold=self.threshold,
+                clear=self.clear,
+                hold=self.hold,
+                drift_half_life=self.drift_half_life,
+                min_change=self.min_change,
+                warmup=max(10, self.warmup // 2),
+            )
+        self._bucket = -1  # the coarse bucket being summed
+        self._bucket_sum = 0.0
+        self._bucket_n = 0
+        self._bucket_spoke = False  # a point of the bucket had evidence of its own
+        self._coarse_seen: Detection | None = None  # the coarse verdict of the last closed bucket
+        self._coarse_echo = False  # ... which had evidence at this level too
+        self._quiet = 0  # points without evidence since the last one with some
+        self._scored = -1.0  # the strongest decades scored in the current excursion (-1: none)
 
     # ---- the one entry point ---------------------------------------------------------------
     def step(self, value: float | None, at: float) -> Detection:
@@ -395,6 +434,8 @@ class Detector:
         if self.count and value < 0.0:
             raise ValueError(f"value: a count cannot be negative, got {value!r}")
         self._last_at = at
+        if self._coarse is not None:
+            self._widen(value, at, self._coarse)
 
         cycles: list[int] = []
         slots: list[int] = []
@@ -418,24 +459,57 @@ class Detector:
             previous, self._decades = self._decades, decades
             point = _score(decades + previous if decades > 0.0 and previous > 0.0 else decades - _LONE)
             drift = self._drift(floor, play)
-        score = point if point > drift else drift
-        if score > 0.0 and expected is not None and abs(value - expected) < self.min_change:
-            score = 0.0
-        started, ended = self._episode(score, judged)
+        evidence = point if point > drift else drift
+        if evidence > 0.0 and expected is not None and abs(value - expected) < self.min_change:
+            evidence = 0.0
+        if evidence >= self.threshold:
+            self._bucket_spoke = True
+        wider, echo = self._coarse_seen, False
+        if wider is not None:
+            e = wider.evidence
+            e = _score(_HALF * e / (1.0 - e) - _WIDER_EXTRA) if e > 0.0 else 0.0
+            if e <= evidence or at - wider.at > 2.0 * _COARSE * self.interval:
+                wider = None  # this point says more, or the wider verdict is stale
+            elif self._coarse_echo:  # the same excursion goes on
+                wider, echo = None, True
+            else:
+                evidence = e
+        score = self._news(evidence, echo)
+        started, ended = self._episode(evidence, judged)
         self._learn(value, at, slots, cycles, centres, expected is not None, group, best, unit, point, drift)
         if expected is None:
-            return Detection(at, value, None, None, None, score, self.active, started, ended)
+            active = self.active
+            return Detection(at, value, None, None, None, score, active, started, ended, evidence=evidence)
         lower, upper = self._band(expected, unit)
-        move = change = None
-        if score > 0.0:
+        move, change = "", 0.0
+        if wider is not None:
+            move, change = wider.move, wider.change
+        elif evidence > 0.0:
             move = "up" if value > expected else "down"
             # relative to the level, or to the noise for a level near zero
             change = abs(value - expected) / max(abs(expected), unit)
         return Detection(
-            at, value, expected, lower, upper, score, self.active, started, ended, change or 0.0, move or ""
+            at, value, expected, lower, upper, score, self.active, started, ended, change, move, evidence
         )
 
     # ---- judging ---------------------------------------------------------------------------
+    def _widen(self, value: float, at: float, wider: Detector) -> None:
+        """Add `value` to the mean of its wider bucket; a bucket that is complete is judged there."""
+        bucket = int(at // wider.interval)
+        if bucket != self._bucket:
+            if self._bucket_n:
+                mean = self._bucket_sum / self._bucket_n
+                seen = self._coarse_seen = wider.step(mean, self._bucket * wider.interval)
+                # an excursion of the wider level that began while this level was past its
+                # threshold is what this level found: an echo, until the wider level is calm again
+                if seen.evidence <= 0.0:
+                    self._coarse_echo = False
+                elif self._bucket_spoke:
+                    self._coarse_echo = True
+            self._bucket, self._bucket_sum, self._bucket_n, self._bucket_spoke = bucket, 0.0, 0, False
+        self._bucket_sum += value
+        self._bucket_n += 1
+
     def _in_play(self, centres: list[float | None]) -> list[int]:
         """The explanations that judge this point, best first: the seasons that predict about as
         well as the recent level, or else the recent level alone."""
@@ -520,6 +594,22 @@ class Detector:
         if self.count and lower < 0.0:
             lower = 0.0
         return (lower if self._sign <= 0.0 else None), (expected + width if self._sign >= 0.0 else None)
+
+    def _news(self, evidence: float, echo: bool = False) -> float:
+        """The score: the evidence of the first point of an excursion, and of each later point that
+        makes it ten times stronger; 0 for points that only repeat what was already scored, so a
+        threshold crossed once per excursion raises one alert, not one per point."""
+        if evidence <= 0.0:
+            self._quiet = 0 if echo else self._quiet + 1
+            return 0.0
+        if self._quiet > self.clear:  # a new excursion: nothing of it has been scored yet
+            self._scored = -1.0
+        self._quiet = 0
+        decades = _HALF * evidence / (1.0 - evidence)
+        if decades < self._scored + _NEWS:
+            return 0.0
+        self._scored = decades
+        return evidence
 
     def _episode(self, score: float, judged: bool) -> tuple[bool, bool]:
         started = ended = False
