@@ -292,3 +292,41 @@ def test_after_any_accepted_sequence_the_model_is_finite(
     numbers += [x for d in det._drifts for x in (d.fast or 0.0, d.slow)]
     assert all(math.isfinite(x) for x in numbers)
     assert all(math.isfinite(x) for x in det._tail.window._sorted)
+
+
+def test_medians_kept_on_the_fly_equal_medians_taken_anew() -> None:
+    # The detector keeps its medians sorted as points come and go, and places each point in its
+    # seasons (and reads the neighbouring slots) with code of its own: all must agree with doing
+    # it the plain way, on repeated values, two points in one slot, gaps, and a change that lasts
+    # past `hold`.
+    from stoic.signals import detector as module
+
+    def middle(values: list[float]) -> float:
+        return sorted(values)[(len(values) - 1) // 2]
+
+    rng = random.Random(7)
+    det = Detector(MINUTE, seasons=(3600.0, 6 * 3600.0), keep=3, warmup=10, hold=1800.0)
+    at = T0
+    for i in range(6000):
+        at += rng.choice((60.0, 60.0, 60.0, 30.0, 61.5, 600.0))
+        level = 50.0 if 2500 <= i < 2700 else 10.0  # a shift that lasts past `hold`
+        value = None if rng.random() < 0.02 else level + rng.choice((0.0, 1.0, 1.0, 2.0, rng.gauss(0, 3)))
+        det.step(value, at)
+        if value is None:
+            continue
+        for k, p in enumerate(det._profiles):
+            slot = det._slots[k]
+            assert (slot, det._cycles[k]) == (p.slot(at), int(at // p.length))
+            values = p._values[slot]
+            assert values is not None and p.medians[slot] == middle(values)
+            if len(values) > 1:
+                assert p.earlier[slot] == middle(values[:-1])
+            for near in (slot - 1, slot, slot + 1):
+                assert p.around(near, det._cycles[k]) == tuple(
+                    p.typical(s, det._cycles[k]) for s in (near - 1, near + 1)
+                )
+        for recent, ranked, level_now in zip(det._recent, det._ranked, det._levels, strict=True):
+            assert ranked == sorted(recent)
+            assert level_now == (middle(list(recent)) if recent else None)
+        assert all(d.ready == (d.tail.window.n >= module._DRIFT_MIN) for d in det._drifts)
+    assert det._held == [] and det._error_n[1] > 0  # the shift was taken in; a season judged

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from stoic.signals import _validate
@@ -65,6 +65,9 @@ _HELD_TAIL = 3  # points of an anomaly that still teach the tail (censored): hea
 _TAIL_MIN = 256  # ... once the tail has seen this many ordinary points
 _Z_MAX = 1e12  # standardised residuals are capped here: beyond it nothing is more certain
 _REL_FLOOR = 1e-6  # scale floor relative to the level while the data has shown no resolution
+
+
+_LEVEL_ONLY: tuple[int, ...] = (0,)  # the explanations in play when no season predicts well enough
 
 
 class Detection(NamedTuple):
@@ -114,20 +117,22 @@ class _Window:
         self._sorted: list[float] = []
 
     def add(self, x: float) -> None:
-        ordered = self._sorted
-        if self.n == self.size:
-            i = self._next
-            del ordered[bisect_left(ordered, self._ring[i])]
-            self._ring[i] = x
-            self._next = i + 1 if i + 1 < self.size else 0
+        ordered, n = self._sorted, self.n
+        if n == self.size:
+            ring, i = self._ring, self._next
+            del ordered[bisect_left(ordered, ring[i])]
+            ring[i] = x
+            self._next = i + 1 if i + 1 < n else 0
         else:
-            self.n += 1
+            n = self.n = n + 1
             self._ring.append(x)
         insort(ordered, x)
-        self._stale += 1
-        if self._stale >= 8 or self.n < 64:  # a median of many points moves slowly
+        stale = self._stale + 1
+        if stale >= 8 or n < 64:  # a median of many points moves slowly
             self._stale = 0
-            self.median = ordered[self.n // 2]
+            self.median = ordered[n // 2]
+        else:
+            self._stale = stale
 
     def quantile(self, p: float) -> float:
         return self._sorted[min(self.n - 1, int(p * self.n))] if self.n else 0.0
@@ -143,7 +148,7 @@ class _Season:
         self.width = max(interval, length / _MAX_SLOTS)
         self.slots = max(1, math.ceil(length / self.width))
         self.keep = keep
-        self._values: list[list[float] | None] = [None] * self.slots
+        self._values: list[list[float] | None] = [None] * self.slots  # oldest cycle first
         self.cycle_of = [-1] * self.slots
         # medians kept on write, once per slot and cycle, and read on every point; with and
         # without the newest cycle, since a cycle's own value is not a precedent for it
@@ -158,6 +163,15 @@ class _Season:
         slot %= self.slots
         return self.earlier[slot] if self.cycle_of[slot] == cycle else self.medians[slot]
 
+    def around(self, slot: int, cycle: int) -> tuple[float | None, float | None]:
+        """typical() of the slots just before and after `slot`, in one call: read on every point."""
+        slots, cycle_of, earlier, medians = self.slots, self.cycle_of, self.earlier, self.medians
+        before, after = (slot - 1) % slots, (slot + 1) % slots
+        return (
+            earlier[before] if cycle_of[before] == cycle else medians[before],
+            earlier[after] if cycle_of[after] == cycle else medians[after],
+        )
+
     def add(self, slot: int, cycle: int, value: float) -> None:
         values = self._values[slot]
         if values is None:
@@ -165,17 +179,25 @@ class _Season:
             self.cycle_of[slot] = cycle
             self.medians[slot] = value
             return
+        # a median here is the lower middle value of an even count, never an average with a stray
+        # value in it
         if self.cycle_of[slot] == cycle:
             values[-1] = value  # a second point in one slot of one cycle: keep the latest
+            ordered = sorted(values)
         else:
             values.append(value)
-            if len(values) > self.keep:
+            self.cycle_of[slot] = cycle
+            if len(values) <= self.keep:  # nothing left the memory: the earlier cycles' median
+                self.earlier[slot] = self.medians[slot]  # is the last one taken
+                ordered = sorted(values)
+            else:
                 del values[0]
-                self.earlier[slot] = _median(values[:-1])
-            else:  # nothing left the memory: the earlier cycles' median is the last one taken
-                self.earlier[slot] = self.medians[slot]
-        self.cycle_of[slot] = cycle
-        self.medians[slot] = sorted(values)[(len(values) - 1) // 2]  # _median, inlined: every point
+                ordered = sorted(values)
+                self.medians[slot] = ordered[(len(ordered) - 1) // 2]
+                ordered.remove(value)  # one sort serves both: without the newest cycle
+                self.earlier[slot] = ordered[(len(ordered) - 1) // 2]
+                return
+        self.medians[slot] = ordered[(len(ordered) - 1) // 2]
 
 
 class _Tail:
@@ -197,8 +219,10 @@ class _Tail:
     def add(self, x: float) -> None:
         w = self.window
         w.add(x if x < 1e300 else 1e300)
-        self._stale += 1
-        if self._stale >= 16 or w.n < 64:  # quantiles move slowly: refresh every 16 points
+        stale = self._stale + 1
+        if stale < 16 and w.n >= 64:  # quantiles move slowly: refresh every 16 points
+            self._stale = stale
+        else:
             self._stale = 0
             self._q90, self._q99, self._q999 = w.quantile(0.9), w.quantile(0.99), w.quantile(0.999)
             self._fit = self._refit()
@@ -231,22 +255,20 @@ class _Tail:
 
 class _Drift:
     """A fast and a slow moving average of one explanation's level: the distance between them,
-    against how far they usually stray apart, is how creeps and slow drifts are seen."""
+    against how far they usually stray apart, is how creeps and slow drifts are seen. They follow
+    the level in Detector._accept, on every normal point."""
 
-    __slots__ = ("_alphas", "_count", "_scale", "at", "fast", "slow", "tail")
+    __slots__ = ("alphas", "at", "count", "fast", "ready", "scale", "slow", "tail")
 
     def __init__(self) -> None:
         self.fast: float | None = None
         self.slow = 0.0
         self.at = 0.0
         self.tail = _Tail(cautious=True)
-        self._scale = _Window(_TAIL_POINTS // 4)
-        self._count = 0
-        self._alphas = (-1.0, 0.0, 0.0)  # (dt, fast, slow) of the last step: most steps are alike
-
-    @property
-    def ready(self) -> bool:
-        return self.tail.window.n >= _DRIFT_MIN
+        self.scale = _Window(_TAIL_POINTS // 4)
+        self.count = 0
+        self.alphas = (math.nan, 0.0, 0.0)  # (dt, fast, slow) of the last step: most steps are alike
+        self.ready = False  # the tail has seen enough distances to judge one
 
     def decades(self, sign: float, floor: float) -> float:
         """Decades of tail evidence that the level drifted (towards `sign`; 0: either way)."""
@@ -255,34 +277,9 @@ class _Drift:
         distance = self.fast - self.slow
         if sign * distance < 0.0:
             return 0.0
-        unit = self._scale.median if self._scale.median > floor else floor
-        return self.tail.decades(min(abs(distance) / unit, _Z_MAX))
-
-    def learn(self, level: float, at: float, half_life: float, drifting: bool) -> None:
-        """Follow `level`; while `drifting` the slow average waits, so a creep cannot teach it."""
-        if self.fast is None:
-            self.fast = self.slow = level
-            self.at = at
-            return
-        # time-weighted, so gaps and irregular sampling age the averages by time, not by count
-        dt = at - self.at
-        dt = 0.0 if dt < 0.0 else half_life if dt > half_life else dt
-        self.at = at
-        last, fast, slow = self._alphas
-        if dt != last:
-            fast, slow = 1.0 - 0.5 ** (12.0 * dt / half_life), 1.0 - 0.5 ** (dt / half_life)
-            self._alphas = (dt, fast, slow)
-        self.fast += fast * (level - self.fast)
-        if drifting:
-            return
-        self._count += 1
-        if self._count % 4 == 0:  # a slow statistic: one point in four describes it as well
-            distance = abs(self.fast - self.slow)
-            scale = self._scale
-            if scale.n >= _GROUP_MIN and scale.median > 0.0:
-                self.tail.add(distance / scale.median)
-            scale.add(distance)
-        self.slow += slow * (self.fast - self.slow)
+        unit = self.scale.median if self.scale.median > floor else floor
+        z = abs(distance) / unit
+        return self.tail.decades(z if z < _Z_MAX else _Z_MAX)
 
     def settle(self, level: float | None = None) -> None:
         """The change lasted: `level` (or the fast average) is the new baseline."""
@@ -318,6 +315,18 @@ class Detector:
     >>> d.started, d.move, round(d.score, 2)
     (True, 'down', 0.97)
     """
+
+    # fixed attributes: read many times a point, cheapest as slots
+    __slots__ = (
+        "__weakref__", "_bucket", "_bucket_n", "_bucket_spoke", "_bucket_sum", "_calm_run", "_centres",
+        "_coarse", "_coarse_echo", "_coarse_evidence", "_coarse_seen", "_coarse_stale", "_cycles",
+        "_decades", "_drifting_since", "_drifts", "_error_alpha", "_error_n", "_errors", "_group_cycle",
+        "_groups", "_held", "_held_since", "_hour", "_last_at", "_levels", "_previous", "_profiles",
+        "_quantum", "_quiet", "_ranked", "_recent", "_release", "_resolution", "_scale", "_scored",
+        "_seasonal", "_seen", "_sign", "_slots", "_suspect_run", "_tail", "_unready", "active", "clear",
+        "confirm", "count", "direction", "drift_half_life", "hold", "interval", "keep", "min_change",
+        "seasons", "threshold", "warmup",
+    )
 
     def __init__(
         self,
@@ -363,21 +372,29 @@ class Detector:
         self._profiles = [_Season(s, self.interval, self.keep) for s in self.seasons]
         day = self.seasons[0] if self.seasons else DAY
         self._hour = day / _GROUPS
+        self._group_cycle = self._hour * _GROUPS
         # how fast an explanation's error is forgotten: over about a day of points
         self._error_alpha = min(1.0, 4.0 * max(self.interval / day, 1.0 / 2000.0))
         # explanation 0 is the recent level, explanation i the recent level against season i-1
         n = 1 + len(self._profiles)
         self._recent = [deque[float](maxlen=_LEVEL_POINTS) for _ in range(n)]
+        self._ranked: list[list[float]] = [[] for _ in range(n)]  # the same points, sorted
         self._levels: list[float | None] = [None] * n  # the medians of the above
         self._errors = [0.0] * n  # smoothed |residual|, in units of the typical residual
         self._error_n = [0] * n
         self._drifts = [_Drift() for _ in range(n)]
+        self._seasonal = tuple(range(1, n))  # the explanations that are seasons
+        # where the current point falls in each season (cycle, slot, the slot's usual value)
+        self._cycles = [0] * len(self._profiles)
+        self._slots = [0] * len(self._profiles)
+        self._centres: list[float | None] = [None] * len(self._profiles)
         self._groups = [_Window(_GROUP_POINTS) for _ in range(_GROUPS)]
         self._scale = _Window(_GROUP_POINTS)  # all hours together, until an hour has its own
         self._unready = _GROUPS  # hours without a scale of their own
         # the band is where a run of points reaches the threshold: half its decades each
         self._tail = _Tail(band=0.5 * _HALF * self.threshold / (1.0 - self.threshold))
         self._quantum = math.inf  # the smallest change between two normal points: the resolution
+        self._resolution = 1e-12  # ... as a scale floor, once there is one
         self._previous: float | None = None
         self._last_at: float | None = None
         self._seen = 0
@@ -412,6 +429,8 @@ class Detector:
         self._bucket_n = 0
         self._bucket_spoke = False  # a point of the bucket had evidence of its own
         self._coarse_seen: Detection | None = None  # the coarse verdict of the last closed bucket
+        self._coarse_evidence = 0.0  # ... its evidence, weighed at this level
+        self._coarse_stale = 2.0 * _COARSE * self.interval  # ... which says nothing after this long
         self._coarse_echo = False  # ... which had evidence at this level too
         self._quiet = 0  # points without evidence since the last one with some
         self._scored = -1.0  # the strongest decades scored in the current excursion (-1: none)
@@ -437,24 +456,29 @@ class Detector:
         if self._coarse is not None:
             self._widen(value, at, self._coarse)
 
-        cycles: list[int] = []
-        slots: list[int] = []
-        centres: list[float | None] = []
-        for p in self._profiles:
-            cycle, slot = int(at // p.length), p.slot(at)
-            cycles.append(cycle)
-            slots.append(slot)
-            centres.append(p.earlier[slot] if p.cycle_of[slot] == cycle else p.medians[slot])  # typical()
-        group = self._groups[int((at % (self._hour * _GROUPS)) // self._hour) % _GROUPS]
-        play = self._in_play(centres)
-        expected, best, bad = self._explain(value, slots, cycles, centres, play)
-        floor = self._floor(expected)
+        # where the point falls in each season; the lists are refilled in place, every point, and
+        # math.floor() turns the whole-valued floats into ints at half the cost of int()
+        cycles, slots, centres = self._cycles, self._slots, self._centres
+        for k, p in enumerate(self._profiles):
+            length = p.length
+            cycles[k] = cycle = math.floor(at // length)
+            slots[k] = slot = math.floor((at % length) // p.width) % p.slots  # p.slot(at), inlined
+            centres[k] = p.earlier[slot] if p.cycle_of[slot] == cycle else p.medians[slot]  # typical()
+        group = self._groups[math.floor((at % self._group_cycle) // self._hour) % _GROUPS]
+        play, expected, best, bad = self._explain(value)
+        # the data's resolution: the smallest change seen between normal points, or a millionth
+        # of the level while the metric has never changed
+        if self._quantum < math.inf:
+            floor = self._resolution
+        else:
+            floor = max(_REL_FLOOR * abs(expected or 0.0), 1e-12)
         source = group if group.n >= _GROUP_MIN else self._scale
         unit = source.median if source.median > floor else floor
         judged = expected is not None and self._seen >= self.warmup
         point = drift = 0.0
         if judged:
-            decades = self._tail.decades(min(bad / unit, _Z_MAX)) if bad > 0.0 else 0.0
+            z = bad / unit
+            decades = self._tail.decades(z if z < _Z_MAX else _Z_MAX) if bad > 0.0 else 0.0
             # two points in the tail add their decades; a lone point must stand further out
             previous, self._decades = self._decades, decades
             point = _score(decades + previous if decades > 0.0 and previous > 0.0 else decades - _LONE)
@@ -466,21 +490,55 @@ class Detector:
             self._bucket_spoke = True
         wider, echo = self._coarse_seen, False
         if wider is not None:
-            e = wider.evidence
-            e = _score(_HALF * e / (1.0 - e) - _WIDER_EXTRA) if e > 0.0 else 0.0
-            if e <= evidence or at - wider.at > 2.0 * _COARSE * self.interval:
+            e = self._coarse_evidence
+            if e <= evidence or at - wider.at > self._coarse_stale:
                 wider = None  # this point says more, or the wider verdict is stale
             elif self._coarse_echo:  # the same excursion goes on
                 wider, echo = None, True
             else:
                 evidence = e
-        score = self._news(evidence, echo)
-        started, ended = self._episode(evidence, judged)
+        # The score is the news in the evidence: the evidence of the first point of an excursion,
+        # and of each later point that makes it ten times stronger; 0 for points that only repeat
+        # what was already scored, so a threshold crossed once per excursion raises one alert.
+        score = 0.0
+        if evidence <= 0.0:
+            self._quiet = 0 if echo else self._quiet + 1
+        else:
+            if self._quiet > self.clear:  # a new excursion: nothing of it has been scored yet
+                self._scored = -1.0
+            self._quiet = 0
+            strength = _HALF * evidence / (1.0 - evidence)  # in decades
+            if strength >= self._scored + _NEWS:
+                self._scored = strength
+                score = evidence
+        # Episodes: `confirm` points in a row past the threshold open one, `clear` points in a row
+        # below half of it close it.
+        started = ended = False
+        if judged:
+            if evidence >= self.threshold:
+                self._suspect_run += 1
+                self._calm_run = 0
+                if not self.active and self._suspect_run >= self.confirm:
+                    self.active = started = True
+            else:
+                self._suspect_run = 0
+                if evidence < self._release:
+                    self._calm_run += 1
+                    if self.active and self._calm_run >= self.clear:
+                        self.active = False
+                        ended = True
         self._learn(value, at, slots, cycles, centres, expected is not None, group, best, unit, point, drift)
         if expected is None:
             active = self.active
             return Detection(at, value, None, None, None, score, active, started, ended, evidence=evidence)
-        lower, upper = self._band(expected, unit)
+        # the band: the edges a run of points must pass to reach the threshold
+        width = unit * self._tail.band_edge
+        low = expected - width
+        if self.count and low < 0.0:
+            low = 0.0
+        sign = self._sign
+        lower = low if sign <= 0.0 else None
+        upper = expected + width if sign >= 0.0 else None
         move, change = "", 0.0
         if wider is not None:
             move, change = wider.move, wider.change
@@ -488,18 +546,21 @@ class Detector:
             move = "up" if value > expected else "down"
             # relative to the level, or to the noise for a level near zero
             change = abs(value - expected) / max(abs(expected), unit)
-        return Detection(
-            at, value, expected, lower, upper, score, self.active, started, ended, change, move, evidence
-        )
+        # every field given: built as the tuple it is, without the keyword handling of Detection()
+        active = self.active
+        fields = (at, value, expected, lower, upper, score, active, started, ended, change, move, evidence)
+        return _new_detection(Detection, fields)
 
     # ---- judging ---------------------------------------------------------------------------
     def _widen(self, value: float, at: float, wider: Detector) -> None:
         """Add `value` to the mean of its wider bucket; a bucket that is complete is judged there."""
-        bucket = int(at // wider.interval)
+        bucket = math.floor(at // wider.interval)  # as int(), faster
         if bucket != self._bucket:
             if self._bucket_n:
                 mean = self._bucket_sum / self._bucket_n
                 seen = self._coarse_seen = wider.step(mean, self._bucket * wider.interval)
+                e = seen.evidence  # as this level weighs it: the wider one saw a sixth of the points
+                self._coarse_evidence = _score(_HALF * e / (1.0 - e) - _WIDER_EXTRA) if e > 0.0 else 0.0
                 # an excursion of the wider level that began while this level was past its
                 # threshold is what this level found: an echo, until the wider level is calm again
                 if seen.evidence <= 0.0:
@@ -510,124 +571,77 @@ class Detector:
         self._bucket_sum += value
         self._bucket_n += 1
 
-    def _in_play(self, centres: list[float | None]) -> list[int]:
-        """The explanations that judge this point, best first: the seasons that predict about as
-        well as the recent level, or else the recent level alone."""
-        errors, counts, levels = self._errors, self._error_n, self._levels
-        limit = _COMPETENT * errors[0]
-        seasons = [
-            i
-            for i in range(1, len(errors))
-            if counts[i] >= _ERROR_MIN
-            and errors[i] <= limit
-            and levels[i] is not None
-            and centres[i - 1] is not None
-        ]
-        if len(seasons) > 1:
-            seasons.sort(key=errors.__getitem__)
-        return seasons or [0]
+    def _explain(self, value: float) -> tuple[Sequence[int], float | None, float, float]:
+        """(the explanations in play, their main expected value, the smallest |residual| they leave,
+        the smallest residual in an alerting direction).
 
-    def _explain(
-        self,
-        value: float,
-        slots: list[int],
-        cycles: list[int],
-        centres: list[float | None],
-        play: list[int],
-    ) -> tuple[float | None, float, float]:
-        """(main expected value, smallest |residual| left by an explanation in play, smallest
-        residual in an alerting direction)."""
-        levels = self._levels
-        if levels[0] is None:
-            return None, 0.0, 0.0
+        In play, best first: the seasons that predict about as well as the recent level, or else
+        the recent level alone."""
+        errors, counts, levels = self._errors, self._error_n, self._levels
+        slots, cycles, centres = self._slots, self._cycles, self._centres
+        limit = _COMPETENT * errors[0]
+        play: tuple[int, ...] = _LEVEL_ONLY
+        for i in self._seasonal:
+            if (
+                counts[i] >= _ERROR_MIN
+                and errors[i] <= limit
+                and levels[i] is not None
+                and centres[i - 1] is not None
+            ):
+                if play is _LEVEL_ONLY:
+                    play = (i,)  # most often the only one: nothing to sort
+                elif len(play) == 1:  # a day and a week: the better first, the earlier on a tie
+                    play = (play[0], i) if errors[play[0]] <= errors[i] else (i, play[0])
+                else:
+                    play = tuple(sorted((*play, i), key=errors.__getitem__))
+
+        level = levels[0]
+        if level is None:
+            return play, None, 0.0, 0.0
         if play[0] == 0:
-            candidates = [levels[0]]
+            candidates = [level]
         else:
             candidates = []
+            profiles = self._profiles
             for i in play:
-                shift, profile = levels[i], self._profiles[i - 1]
-                assert shift is not None
-                for d in (0, -1, 1):  # the neighbouring slots: a job that starts a minute late
-                    typical = centres[i - 1] if d == 0 else profile.typical(slots[i - 1] + d, cycles[i - 1])
-                    if typical is not None:
-                        candidates.append(shift + typical)
+                shift, centre = levels[i], centres[i - 1]
+                assert shift is not None and centre is not None  # only such seasons are in play
+                candidates.append(shift + centre)
+                # the neighbouring slots: a job that starts a minute late
+                before, after = profiles[i - 1].around(slots[i - 1], cycles[i - 1])
+                if before is not None:
+                    candidates.append(shift + before)
+                if after is not None:
+                    candidates.append(shift + after)
 
         main = candidates[0]
         if self.count and main < 0.0:
             main = 0.0
-        best = bad = math.inf
-        sign = self._sign
+        best = math.inf
         for c in candidates:
             r = value - c
-            a = r if r >= 0.0 else -r
-            if a < best:
-                best = a
-            if sign != 0.0:
-                a = sign * r if sign * r > 0.0 else 0.0
-            if a < bad:
-                bad = a
-        return main, best, bad
+            if -best < r < best:  # |r| < best
+                best = r if r >= 0.0 else -r
+        sign = self._sign
+        if sign == 0.0:
+            return play, main, best, best
+        # value - c only falls as c grows: the smallest residual upwards is left by the highest
+        # candidate, downwards by the lowest
+        bad = value - max(candidates) if sign > 0.0 else min(candidates) - value
+        return play, main, best, bad if bad > 0.0 else 0.0
 
-    def _floor(self, expected: float | None) -> float:
-        """The data's resolution: the smallest change seen between normal points, or a millionth
-        of the level while the metric has never changed."""
-        if self._quantum < math.inf:
-            return max(self._quantum, 1e-12)
-        return max(_REL_FLOOR * abs(expected or 0.0), 1e-12)
-
-    def _drift(self, floor: float, play: list[int]) -> float:
+    def _drift(self, floor: float, play: Sequence[int]) -> float:
         """How far the level has strayed from its slow baseline, as the explanations in play see
         it: a nightly job is a drift of the raw level but none of the daily one."""
         least = math.inf
+        drifts, sign = self._drifts, self._sign
         for i in play:
-            drift = self._drifts[i]
+            drift = drifts[i]
             if drift.ready:
-                decades = drift.decades(self._sign, floor)
+                decades = drift.decades(sign, floor)
                 if decades < least:
                     least = decades
         return 0.0 if least == math.inf else _score(least - _DRIFT_EXTRA)
-
-    def _band(self, expected: float, unit: float) -> tuple[float | None, float | None]:
-        """The edges a run of points must pass to reach the threshold."""
-        width = unit * self._tail.band_edge
-        lower = expected - width
-        if self.count and lower < 0.0:
-            lower = 0.0
-        return (lower if self._sign <= 0.0 else None), (expected + width if self._sign >= 0.0 else None)
-
-    def _news(self, evidence: float, echo: bool = False) -> float:
-        """The score: the evidence of the first point of an excursion, and of each later point that
-        makes it ten times stronger; 0 for points that only repeat what was already scored, so a
-        threshold crossed once per excursion raises one alert, not one per point."""
-        if evidence <= 0.0:
-            self._quiet = 0 if echo else self._quiet + 1
-            return 0.0
-        if self._quiet > self.clear:  # a new excursion: nothing of it has been scored yet
-            self._scored = -1.0
-        self._quiet = 0
-        decades = _HALF * evidence / (1.0 - evidence)
-        if decades < self._scored + _NEWS:
-            return 0.0
-        self._scored = decades
-        return evidence
-
-    def _episode(self, score: float, judged: bool) -> tuple[bool, bool]:
-        started = ended = False
-        if not judged:
-            return started, ended
-        if score >= self.threshold:
-            self._suspect_run += 1
-            self._calm_run = 0
-            if not self.active and self._suspect_run >= self.confirm:
-                self.active = started = True
-        else:
-            self._suspect_run = 0
-            if score < self._release:
-                self._calm_run += 1
-                if self.active and self._calm_run >= self.clear:
-                    self.active = False
-                    ended = True
-        return started, ended
 
     # ---- learning --------------------------------------------------------------------------
     def _learn(
@@ -645,7 +659,9 @@ class Detector:
         drift: float,
     ) -> None:
         self._seen += 1
-        z = min(residual / unit, _Z_MAX)
+        z = residual / unit
+        if z > _Z_MAX:
+            z = _Z_MAX
         # Seasons remember every value: a recurring pattern must become normal, and the median
         # of past cycles keeps a one-off from moving the expectation.
         for profile, slot, cycle in zip(self._profiles, slots, cycles, strict=True):
@@ -667,7 +683,8 @@ class Detector:
         if point >= self._release or far >= self._release:
             self._hold_out(value, at, z)
             return
-        self._held, self._held_since = [], None
+        if self._held:  # an anomaly ended before it lasted
+            self._held, self._held_since = [], None
         if explained:
             if residual > 0.0:
                 # an exact fit (a flat stretch, a metric pinned at its bound) says nothing about
@@ -684,6 +701,7 @@ class Detector:
             step = abs(value - previous)
             if step < self._quantum:
                 self._quantum = step
+                self._resolution = max(step, 1e-12)
         self._previous = value
         self._accept(value, at, centres, drifting, unit if explained else 0.0)
 
@@ -713,9 +731,9 @@ class Detector:
         medians, so one wild point cannot drag them. With a `unit`, first track each
         explanation's smoothed |residual| (in units) before the point joins its level."""
         alpha, errors, counts, levels = self._error_alpha, self._errors, self._error_n, self._levels
-        half_life = self.drift_half_life
+        half_life, drifts, ranked = self.drift_half_life, self._drifts, self._ranked
         for i, recent in enumerate(self._recent):
-            typical = 0.0 if i == 0 else centres[i - 1]
+            typical = centres[i - 1] if i else 0.0
             if typical is None:
                 continue
             level = levels[i]
@@ -724,19 +742,58 @@ class Detector:
                 n = counts[i] = counts[i] + 1
                 rate = 1.0 / n if n * alpha < 1.0 else alpha
                 errors[i] += rate * ((error if error < _ERROR_CLIP else _ERROR_CLIP) - errors[i])
-            recent.append(value - typical)
-            level = levels[i] = sorted(recent)[(len(recent) - 1) // 2]
-            self._drifts[i].learn(level, at, half_life, drifting)
+            # the level is the median of `recent`, kept sorted in `ordered` by one removal and one
+            # insertion rather than sorted anew
+            x, ordered = value - typical, ranked[i]
+            kept = len(ordered)
+            if kept == _LEVEL_POINTS:
+                ordered.remove(recent[0])  # the point the deque is about to drop
+            else:
+                kept += 1
+            recent.append(x)
+            insort(ordered, x)
+            level = levels[i] = ordered[(kept - 1) // 2]
+
+            # The drift averages follow the level; while `drifting` the slow one waits, so a creep
+            # cannot teach it. (Written here, not as a _Drift method: it runs for every explanation
+            # on every point, and the call would cost as much as the update.)
+            drift = drifts[i]
+            fast = drift.fast
+            if fast is None:
+                drift.fast = drift.slow = level
+                drift.at = at
+                continue
+            # time-weighted, so gaps and irregular sampling age the averages by time, not by count
+            dt = at - drift.at
+            drift.at = at
+            alphas = drift.alphas
+            if dt != alphas[0]:
+                aged = 0.0 if dt < 0.0 else half_life if dt > half_life else dt
+                fast_rate, slow_rate = 1.0 - 0.5 ** (12.0 * aged / half_life), 1.0 - 0.5 ** (aged / half_life)
+                alphas = drift.alphas = (dt, fast_rate, slow_rate)
+            fast = drift.fast = fast + alphas[1] * (level - fast)
+            if drifting:
+                continue
+            count = drift.count = drift.count + 1
+            if count % 4 == 0:  # a slow statistic: one point in four describes it as well
+                distance = abs(fast - drift.slow)
+                scale = drift.scale
+                if scale.n >= _GROUP_MIN and scale.median > 0.0:
+                    tail = drift.tail
+                    tail.add(distance / scale.median)
+                    drift.ready = tail.window.n >= _DRIFT_MIN
+                scale.add(distance)
+            drift.slow += alphas[2] * (fast - drift.slow)
+
+
+_new_detection = tuple.__new__
 
 
 def _score(decades: float) -> float:
     """Decades of tail evidence as a score in [0, 1): 0.5 at `_HALF` decades, never saturating,
     so that the strongest anomalies still rank above the merely strong."""
-    return min(decades / (decades + _HALF), 0.999999) if decades > 0.0 else 0.0
+    if decades <= 0.0:
+        return 0.0
+    score = decades / (decades + _HALF)
+    return score if score < 0.999999 else 0.999999
 
-
-def _median(values: Iterable[float]) -> float:
-    """The middle value; of an even count the lower middle one, never an average with a
-    stray value in it."""
-    s = sorted(values)
-    return s[(len(s) - 1) // 2]
