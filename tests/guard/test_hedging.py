@@ -332,3 +332,35 @@ def test_on_a_real_server_the_hedge_answers_and_the_stalled_request_is_cancelled
     assert answer == "hedge"  # the stalled request lost to the hedge
     assert hedges == {"started": 1, "won": 1, "cancelled": 1}
     assert app.stalls == 2 and app.hung_up == 1  # the loser's request was cancelled on the wire
+
+
+def test_hedges_fire_for_the_share_of_calls_over_their_percentile_and_no_more(
+        clock: ManualClock, reg: Registry, run_virtual: Run[None]) -> None:
+    # Nine calls in ten answer in 6.5, 9, ... 26.5 ms; the tenth stalls, and its hedge answers in 6 ms.
+    # Hedging at p75 should race two calls in ten (the 26.5 ms one and the stalled one). A window that
+    # records the hedge's own 6 ms in place of the stalled call it answered for loses the slow
+    # calls, its p75 falls, and a third call in ten is hedged (and so on, as it feeds itself).
+    dep = Dependency("tail", timeout=1.0, clock=clock, registry=reg, hedge=Hedge(percentile=0.75),
+                     retry=Retry(attempts=1, budget=RetryBudget(ratio=1.0)))  # the budget never binds
+    attempts: dict[int, int] = {}
+
+    async def fetch(i: int) -> int:
+        attempts[i] = attempts.get(i, 0) + 1
+        if attempts[i] > 1:
+            await asyncio.sleep(0.006)  # a hedge
+        elif i % 10 == 0:
+            await asyncio.sleep(0.5)  # a stall
+        else:
+            await asyncio.sleep((4 + 2.5 * (i % 10)) / 1000)  # (the 8th and 9th in histogram bins apart)
+        return i
+
+    async def calls(first: int, last: int) -> None:
+        for i in range(first, last):
+            assert await dep.acall(fetch, i) == i
+
+    run_virtual(calls(0, 100))  # the window fills, and the delay settles
+    before = (dep.snapshot()["hedges"] or {})["started"]
+    run_virtual(calls(100, 300))
+    started = (dep.snapshot()["hedges"] or {})["started"] - before
+    assert started == 40  # two in ten: the stalled calls and the 26.5 ms ones
+    assert dep.snapshot()["latency_ms"]["p99"] >= 20  # the hedged calls count with the caller's wait

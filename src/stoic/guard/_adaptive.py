@@ -4,7 +4,8 @@ calls measure.
 Finished calls are gathered in batches of `AdaptiveBulkhead.samples`; at the end of each batch
 one of two rules (gradient or AIMD, see `AdaptiveBulkhead`) picks the next limit, and the
 bulkhead's permits are resized in place (`Permits.resize`: a smaller limit takes permits back as
-the calls in flight return them). Only finished calls feed it, so a call costs one lock here.
+the calls in flight return them). Only finished calls feed it: an answer is appended to a log
+without a lock, and the log is counted under the lock once a batch may have ended.
 
 A call is either answered (its latency is the dependency's), timed out (its latency is at least
 the timeout) or failed: it ended with an error the breaker counts (an exception of `failure_on`,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from ._permits import Permits
@@ -35,12 +37,17 @@ _FAILURES_PER_SAMPLE = 10
 
 
 class Limiter:
-    """The live limit of one `AdaptiveBulkhead`; thread-safe, shared by sync and async calls."""
+    """The live limit of one `AdaptiveBulkhead`; thread-safe, shared by sync and async calls.
 
-    __slots__ = ("_answered", "_answered_inflight", "_apply", "_batch", "_countdown", "_failed",
-                 "_failed_inflight", "_inflight", "_lock", "_low_failed", "_low_n", "_low_ns", "_probing",
-                 "_slow", "_sum_ns", "_timed_out", "baseline_ns", "estimate", "limit", "permits", "policy",
-                 "probes", "slow_ns", "usual_failures")
+    A finished call costs one tuple appended to a deque (atomic under the GIL: no lock, nothing
+    lost or counted twice when threads finish at once). Once enough calls are there for a batch
+    to possibly end, the caller that sees it takes the lock, drains them in order and runs the
+    rules, exactly as if each call had been counted as it finished."""
+
+    __slots__ = ("_answered", "_answered_inflight", "_apply", "_batch", "_countdown", "_due", "_failed",
+                 "_failed_inflight", "_inflight", "_lock", "_log", "_low_failed", "_low_n", "_low_ns",
+                 "_probing", "_slow", "_sum_ns", "_taken", "_timed_out", "baseline_ns", "estimate", "limit",
+                 "permits", "policy", "probes", "slow_ns", "usual_failures")
 
     def __init__(self, policy: AdaptiveBulkhead, permits: Permits, slow_ns: int,
                  apply: Callable[[int], None]) -> None:
@@ -57,7 +64,11 @@ class Limiter:
         self._probing: float | None = None  # the estimate to return to after a probe batch
         # the first probe comes early: the first batches may have measured a loaded dependency
         self._countdown = min(3, policy.probe_every)
+        # answers not yet counted: (latency ns, calls in flight, the limit then)
+        self._log: deque[tuple[int, int, int]] = deque()
+        self._taken = 0  # finished calls counted so far
         self._reset_batch()
+        self._due = self._still_needed()  # finished calls to wait for before taking the lock
 
     def _reset_batch(self) -> None:
         self._batch = 0
@@ -76,6 +87,7 @@ class Limiter:
     def follow(self, policy: AdaptiveBulkhead, slow_ns: int) -> int:
         """New settings (from `configure()`): the live limit stays, moved inside the new bounds."""
         with self._lock:
+            self._drain()  # the calls that finished before the change count under the old settings
             self.policy = policy
             self.slow_ns = slow_ns
             if self._probing is not None:
@@ -83,65 +95,155 @@ class Limiter:
                 self._reset_batch()
             self.estimate = min(max(self.estimate, policy.min_limit), policy.max_limit)
             self.limit = int(self.estimate)
+            self._due = self._still_needed()
             return self.limit
+
+    def answered(self, latency_ns: int, inflight: int) -> None:
+        """One call answered (not dropped, not failed): its latency, and the calls in flight when it
+        ended (itself included). Lock-free: one tuple appended to a deque, which is atomic."""
+        log = self._log
+        log.append((latency_ns, inflight, self.limit))
+        if len(log) >= self._due:  # a batch may end here: only now is the lock worth taking
+            with self._lock:
+                self._drain()
 
     def sample(self, latency_ns: int, inflight: int, dropped: bool, failed: bool = False) -> None:
         """One finished call: its latency, the calls in flight when it ended (itself included),
         whether it was dropped (timed out, or failed), and whether it failed: ended with an error the
-        breaker counts, so its latency is left out (a fast error says nothing of the queue)."""
+        breaker counts, so its latency is left out (a fast error says nothing of the queue).
+        Takes the lock (a drop is rare): the answers logged before it are counted first."""
+        if not dropped and not failed:
+            self.answered(latency_ns, inflight)
+            return
         with self._lock:
-            self._batch += 1
-            if failed:
-                self._failed += 1
-                self._failed_inflight += inflight
-                if inflight <= self.limit:
-                    self._low_failed += 1
-            else:
-                self._answered += 1
-                self._answered_inflight += inflight
-                self._sum_ns += latency_ns
-                self._timed_out |= dropped
-                self._slow |= 0 < self.slow_ns <= latency_ns
-                if inflight <= self.limit:
-                    self._low_n += 1
-                    self._low_ns += latency_ns
-            self._inflight = max(self._inflight, inflight)
+            self._drain()
+            self._taken += 1
+            self._add_one(latency_ns, inflight, self.limit, dropped, failed)
+            self._due = self._still_needed()
+
+    def taken(self) -> int:
+        """How many finished calls the limit has counted (those not yet drained are counted first)."""
+        with self._lock:
+            self._drain()
+            return self._taken
+
+    def _still_needed(self) -> int:
+        """The fewest finished calls after which the batch may end (each call moves one count by one)."""
+        samples = self.policy.samples
+        if self._probing is None:
+            if not self._failed:
+                return samples - self._answered
+            needed = min(samples - self._answered, samples * _FAILURES_PER_SAMPLE - self._failed)
+        else:
+            needed = min(samples * _FAILURES_PER_SAMPLE - self._failed, samples - self._low_n,
+                         math.ceil(samples + self._probing + 1 - self._answered))
+        return max(1, needed)
+
+    def _drain(self) -> None:
+        """Count the answers waiting in the log, in order, ending batches where they end. Called
+        with the lock held."""
+        popleft = self._log.popleft  # atomic: no answer is lost or taken twice
+        left = len(self._log)  # the answers there now; those that come meanwhile wait for the next drain
+        self._taken += left
+        while left:  # bounded: every round counts at least one answer
+            if self._probing is not None:  # a probe batch: one by one (it counts the calls within its limit)
+                left -= 1
+                self._add_one(*popleft(), False, False)
+                continue
+            # an ordinary batch: up to its end, summed in locals (no attribute, no builtin per answer)
+            take = self.policy.samples - self._answered  # (min and max cost more than the rest here)
+            if take > left:
+                take = left
+            elif take < 1:  # `follow` made the batch smaller than what it has: it ends now
+                take = 1
+            left -= take
+            sum_ns = summed_inflight = slowest = 0
+            most = self._inflight
+            for _ in range(take):
+                latency_ns, inflight, _limit = popleft()
+                sum_ns += latency_ns
+                summed_inflight += inflight
+                if inflight > most:
+                    most = inflight
+                if latency_ns > slowest:
+                    slowest = latency_ns
+            self._batch += take
+            self._answered += take
+            self._sum_ns += sum_ns
+            self._answered_inflight += summed_inflight
+            self._inflight = most
+            if 0 < self.slow_ns <= slowest:
+                self._slow = True
             samples = self.policy.samples
-            if self._failed < samples * _FAILURES_PER_SAMPLE:
-                if self._probing is None:
-                    if self._answered < samples:
-                        return
-                # a probe batch waits for the calls admitted before it (at most the old limit) to
-                # finish, then for `samples` calls made within the low limit
-                elif self._low_n < samples and self._answered < samples + self._probing + 1:
-                    return
-            app_limited = self._inflight * 2 < self.limit
-            low = self._low_n + self._low_failed
-            if self._probing is not None and low:
-                # a probe's calls made within its low limit: their failures are the dependency's
-                # usual ones, not overload (the first probe sets the share, later ones refine it)
-                share = self._low_failed / low
-                weight = _USUAL_WEIGHT if self.probes > 1 else 1.0
-                self.usual_failures += (share - self.usual_failures) * weight
-            # The share overload refused: failures beyond what the dependency does anyway, by more
-            # than chance (two standard errors of that usual share over this many calls), while the
-            # calls used the limit, or that came with more calls in flight than the answers did (a
-            # dependency refusing at once keeps the calls in flight low itself, and a refusal is
-            # what more calls bring; the usual failures come at any concurrency).
+            if self._answered >= samples or self._failed >= samples * _FAILURES_PER_SAMPLE:
+                self._decide()
+        # the fewest answers after which the batch may end (the usual case of `_still_needed`, inlined)
+        self._due = self.policy.samples - self._answered if self._probing is None and not self._failed \
+            else self._still_needed()
+
+    def _add_one(self, latency_ns: int, inflight: int, limit: int, dropped: bool, failed: bool) -> bool:
+        """Count one finished call, ending the batch if it completes it (then True)."""
+        self._batch += 1
+        if failed:
+            self._failed += 1
+            self._failed_inflight += inflight
+            if inflight <= limit:
+                self._low_failed += 1
+        else:
+            self._answered += 1
+            self._answered_inflight += inflight
+            self._sum_ns += latency_ns
+            self._timed_out |= dropped
+            self._slow |= 0 < self.slow_ns <= latency_ns
+            if inflight <= limit:
+                self._low_n += 1
+                self._low_ns += latency_ns
+        self._inflight = max(self._inflight, inflight)
+        samples = self.policy.samples
+        if self._failed < samples * _FAILURES_PER_SAMPLE:
+            if self._probing is None:
+                if self._answered < samples:
+                    return False
+            # a probe batch waits for the calls admitted before it (at most the old limit) to
+            # finish, then for `samples` calls made within the low limit
+            elif self._low_n < samples and self._answered < samples + self._probing + 1:
+                return False
+        self._decide()
+        return True
+
+    def _decide(self) -> None:
+        """The end of a batch: the rules pick the next limit, and a new batch begins."""
+        app_limited = self._inflight * 2 < self.limit
+        low = self._low_n + self._low_failed
+        if self._probing is not None and low:
+            # a probe's calls made within its low limit: their failures are the dependency's
+            # usual ones, not overload (the first probe sets the share, later ones refine it)
+            share = self._low_failed / low
+            weight = _USUAL_WEIGHT if self.probes > 1 else 1.0
+            self.usual_failures += (share - self.usual_failures) * weight
+        # The share overload refused: failures beyond what the dependency does anyway, by more
+        # than chance (two standard errors of that usual share over this many calls), while the
+        # calls used the limit, or that came with more calls in flight than the answers did (a
+        # dependency refusing at once keeps the calls in flight low itself, and a refusal is
+        # what more calls bring; the usual failures come at any concurrency).
+        refused = 0.0  # and with no failure at all, none
+        if self._failed:
             usual = self.usual_failures
             chance = 2.0 * math.sqrt(usual * (1.0 - usual) / self._batch)
             # (mean in flight at the failures >= at the answers + 1, multiplied out)
             crowded = not app_limited or not self._answered or (
-                self._failed > 0 and self._failed_inflight * self._answered
+                self._failed_inflight * self._answered
                 >= (self._answered_inflight + self._answered) * self._failed)
-            refused = max(0.0, self._failed / self._batch - usual - chance) if crowded else 0.0
-            if self.policy.algorithm == "aimd":
-                self._aimd(refused)
-            elif self._probing is not None:
-                self._probed()
-            else:
-                self._gradient(app_limited, refused)
-            self._reset_batch()
+            if crowded:
+                refused = max(0.0, self._failed / self._batch - usual - chance)
+        if self.policy.algorithm == "aimd":
+            self._aimd(refused)
+        elif self._probing is not None:
+            self._probed()
+        else:
+            self._gradient(app_limited, refused)
+        self._reset_batch()
+        if int(self.estimate) != self.limit:  # (the limit is always within the bounds)
             self._move_to(self.estimate)
 
     def _move_to(self, estimate: float) -> None:
@@ -174,7 +276,7 @@ class Limiter:
             learns = app_limited and not self._timed_out  # else the callers hold concurrency down
             if not self.baseline_ns or mean_ns < self.baseline_ns or learns:
                 # lightly loaded, the latency is the dependency's own
-                self.baseline_ns = max(1, int(mean_ns))
+                self.baseline_ns = int(mean_ns) or 1  # at least 1 (a mean is never negative)
             if not learns:
                 gradient = min(1.0, max(0.5, policy.tolerance * self.baseline_ns / mean_ns))
                 target = self.estimate * gradient + math.sqrt(self.estimate)

@@ -282,7 +282,7 @@ class Dependency:
             limiter = self._limiter
             if limiter is not None:  # _answered_to_limiter, inlined; the call still holds its permit
                 slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
-                limiter.sample(latency_ns, slots.limit + slots.debt - len(slots.tokens), False)
+                limiter.answered(latency_ns, slots.limit + slots.debt - len(slots.tokens))
             window = state.window  # state.succeeded, inlined: a frame costs more than its steps
             if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                 state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
@@ -414,7 +414,7 @@ class Dependency:
                     self._unawaited(value, fn, end, ADMITTED, True)
                 latency_ns = end - start
                 if limiter is not None:  # _answered_to_limiter, inlined; the call still holds its permit
-                    limiter.sample(latency_ns, slots.limit + slots.debt - len(permits), False)  # type: ignore[arg-type]
+                    limiter.answered(latency_ns, slots.limit + slots.debt - len(permits))  # type: ignore[arg-type]
                 window = state.window  # read per call: configure() may give it a new window
                 if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                     state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
@@ -482,7 +482,7 @@ class Dependency:
     def _answered_to_limiter(self, latency_ns: int) -> None:
         """Tell the adaptive limit of a success; the call still holds its permit, so it counts itself."""
         slots = cast(Permits, self._state.slots)
-        cast(Limiter, self._limiter).sample(latency_ns, slots.limit + slots.debt - len(slots.tokens), False)
+        cast(Limiter, self._limiter).answered(latency_ns, slots.limit + slots.debt - len(slots.tokens))
 
     def _limit_moved(self, limit: int) -> None:
         state = self._state
@@ -712,10 +712,10 @@ class Dependency:
                 if (timers.shared_clock and timers.timer is not None and due >= timers.timer_at
                         and (not pending or pending[-1][0] <= due)):
                     # Deadlines.start's usual case, inlined (in order, the timer armed): a call per call less
-                    entry: list[Any] = [due, (task, fn, args, kwargs), RUNNING]
+                    entry: list[Any] = [due, (task, fn, args, kwargs, now), RUNNING]
                     pending.append(entry)
                 else:
-                    entry = timers.start((task, fn, args, kwargs), now, delay)  # type: ignore[arg-type]
+                    entry = timers.start((task, fn, args, kwargs, now), now, delay)  # type: ignore[arg-type]
                 try:
                     value = await self._attempt_async(fn, args, kwargs)
                 except asyncio.CancelledError:
@@ -752,7 +752,7 @@ class Dependency:
         return result.value if start is None else result
 
     def _begin_race(self, call: tuple[asyncio.Task[Any], Callable[..., Awaitable[Any]], tuple[Any, ...],
-                                      dict[str, Any]]) -> _Race:
+                                      dict[str, Any], int]) -> _Race:
         """A call still running at its hedge time: the race begins, and starts a hedge if it may."""
         race = _Race(self, *call)
         race.start()
@@ -846,7 +846,10 @@ class Dependency:
         return job.value
 
     async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                             kwargs: dict[str, Any]) -> Any:
+                             kwargs: dict[str, Any], begun: int = 0) -> Any:
+        # `begun`: for a hedge, when its call began. Its answer goes into the window with the
+        # caller's wait, not its own time: a window of hedges' own times would lose the slow
+        # calls they answered for, and the hedge delay read from it would fall under its percentile.
         admitted = 0  # ADMITTED, unless a fault for this request says otherwise
         if armed[0]:
             found = find_fault(self.name)
@@ -918,15 +921,15 @@ class Dependency:
                         pending.popleft()
         end = self._now()
         if self._detour:
-            return self._judged(value, start, end, admitted, True)
+            return self._judged(value, begun or start, end, admitted, True)
         limiter = self._limiter
         if limiter is not None and admitted != INJECTED:  # _answered_to_limiter, inlined
             slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
-            limiter.sample(end - start, slots.limit + slots.debt - len(slots.tokens), False)
+            limiter.answered(end - start, slots.limit + slots.debt - len(slots.tokens))
         if admitted:  # a half-open trial, or a call carrying its request's injected delay
-            state.leave(end, 0, end - start, admitted)  # 0: Outcome.SUCCESS
+            state.leave(end, 0, end - (begun or start), admitted)  # 0: Outcome.SUCCESS
         else:
-            state.succeeded(end, end - start)
+            state.succeeded(end, end - (begun or start))
         return value
 
     def _judged(self, value: Any, start: int, end: int, admitted: int, release: bool) -> Any:
@@ -952,7 +955,7 @@ class Dependency:
             raise Failed(_FAILURE, error)
         limiter = self._limiter
         if limiter is not None and admitted != INJECTED:  # an injected delay is not the dependency's latency
-            limiter.sample(elapsed, state.active, False)  # still holding its permit: counts itself
+            limiter.answered(elapsed, state.active)  # still holding its permit: counts itself
         if admitted or not release or state.counting:  # a trial, an injected delay, a pooled call (its
             state.leave(end, _SUCCESS, elapsed, admitted, release)  # worker frees it), a per-call rule
         else:
@@ -1187,11 +1190,12 @@ class _Race:
     """One hedged call: started by its timer, it runs the hedge if the primary is still at it, and
     when the hedge answers first it cancels the primary (the caller's own task)."""
 
-    __slots__ = ("args", "dep", "fn", "hedge", "kwargs", "settled", "task", "value", "won")
+    __slots__ = ("args", "begun", "dep", "fn", "hedge", "kwargs", "settled", "task", "value", "won")
 
     def __init__(self, dep: Dependency, task: asyncio.Task[Any], fn: Callable[..., Awaitable[Any]],
-                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                 args: tuple[Any, ...], kwargs: dict[str, Any], begun: int) -> None:
         self.dep, self.task, self.fn, self.args, self.kwargs = dep, task, fn, args, kwargs
+        self.begun = begun  # when the call began: the hedge's answer is recorded with the caller's wait
         self.hedge: asyncio.Task[Any] | None = None
         self.settled = False  # the caller has its answer (or waits for the hedge itself)
         self.won = False
@@ -1200,7 +1204,8 @@ class _Race:
     def start(self) -> None:
         if self.settled or self.task.done() or not self.dep._may_hedge():
             return
-        self.hedge = asyncio.ensure_future(self.dep._attempt_async(self.fn, self.args, self.kwargs))
+        attempt = self.dep._attempt_async(self.fn, self.args, self.kwargs, self.begun)
+        self.hedge = asyncio.ensure_future(attempt)
         self.dep._count_hedge("started")
         self.hedge.add_done_callback(self._hedge_done)
 
