@@ -83,7 +83,8 @@ def test_metrics_export_value_expected_band_score_burn_rates_and_alerts(server: 
     assert one("stoic_signals_expected") < 0.05
     assert one("stoic_signals_expected") < one("stoic_signals_band_upper") < 0.05  # out of its band
     assert families["stoic_signals_band_lower"].samples == []  # direction "up": no lower edge to judge
-    assert 0.0 <= one("stoic_signals_anomaly_score") < 1.0
+    # the evidence of the point, held for as long as the anomaly lasts (not only on its first point)
+    assert 0.5 <= one("stoic_signals_anomaly_score") < 1.0
     assert one("stoic_signals_burn_rate", window="1h/5m", span="short") == pytest.approx(50.0)
     assert 14.4 <= one("stoic_signals_burn_rate", window="1h/5m", span="long") < 50.0
     windows = {s.labels["window"] for s in families["stoic_signals_burn_rate"].samples}

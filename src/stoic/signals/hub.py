@@ -444,7 +444,7 @@ class Signals(SilenceControls):
                 track = self._track(name, region)
                 value = self.indicators.value(name, region, idx)
                 d = track.detector.step(value, t)
-                track.points.append((t, value, d.expected, d.lower, d.upper, d.score))
+                track.points.append((t, value, d.expected, d.lower, d.upper, d.evidence))
                 rows.append((name, region, t, value, d.expected, d.bound))
                 changed += self._no_data(name, region, track, value, t)
                 key = f"drop:{name}:{region}"

@@ -493,7 +493,7 @@ class SignalsService(SilenceControls):
                 rows.append((name, text, t, value, None, None))
                 continue
             d = judge.detector.step(value, t)
-            judge.points.append((t, value, d.expected, d.lower, d.upper, d.score))
+            judge.points.append((t, value, d.expected, d.lower, d.upper, d.evidence))
             rows.append((name, text, t, value, d.expected, d.bound))
             if d.started:
                 alert = self._drop_alert(series, d)
@@ -625,7 +625,7 @@ class SignalsService(SilenceControls):
         description = (
             f"{spec.name}{labels_text(series.labels)} is {value:.4g} {spec.unit}, {d.change:.0%} {side} the "
             f"expected {expected:.4g} (band edge {band if band is None else round(band, 6)}), "
-            f"anomaly score {d.score:.2f}, since {clock_time(d.at)}."
+            f"anomaly score {d.evidence:.2f}, since {clock_time(d.at)}."
         )
         return Alert(
             id=alert_id("drop", spec.name, labels_text(series.labels)),
