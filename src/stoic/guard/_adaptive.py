@@ -181,8 +181,8 @@ class Limiter:
         self._due = self.policy.samples - self._answered if self._probing is None and not self._failed \
             else self._still_needed()
 
-    def _add_one(self, latency_ns: int, inflight: int, limit: int, dropped: bool, failed: bool) -> bool:
-        """Count one finished call, ending the batch if it completes it (then True)."""
+    def _add_one(self, latency_ns: int, inflight: int, limit: int, dropped: bool, failed: bool) -> None:
+        """Count one finished call, ending the batch if it completes it."""
         self._batch += 1
         if failed:
             self._failed += 1
@@ -203,13 +203,12 @@ class Limiter:
         if self._failed < samples * _FAILURES_PER_SAMPLE:
             if self._probing is None:
                 if self._answered < samples:
-                    return False
+                    return
             # a probe batch waits for the calls admitted before it (at most the old limit) to
             # finish, then for `samples` calls made within the low limit
             elif self._low_n < samples and self._answered < samples + self._probing + 1:
-                return False
+                return
         self._decide()
-        return True
 
     def _decide(self) -> None:
         """The end of a batch: the rules pick the next limit, and a new batch begins."""
