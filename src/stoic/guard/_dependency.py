@@ -846,7 +846,7 @@ class Dependency:
         return job.value
 
     async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                             kwargs: dict[str, Any], begun: int = 0) -> Any:
+                             kwargs: dict[str, Any], begun: int | None = None) -> Any:
         # `begun`: for a hedge, when its call began. Its answer goes into the window with the
         # caller's wait, not its own time: a window of hedges' own times would lose the slow
         # calls they answered for, and the hedge delay read from it would fall under its percentile.
@@ -920,16 +920,17 @@ class Dependency:
                     if pending[0] is entry:  # calls mostly end in the order they began: keep the queue short
                         pending.popleft()
         end = self._now()
+        since = start if begun is None else begun  # a clock may read 0: no falsy sentinel
         if self._detour:
-            return self._judged(value, begun or start, end, admitted, True)
+            return self._judged(value, since, end, admitted, True)
         limiter = self._limiter
         if limiter is not None and admitted != INJECTED:  # _answered_to_limiter, inlined
             slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
             limiter.answered(end - start, slots.limit + slots.debt - len(slots.tokens))
         if admitted:  # a half-open trial, or a call carrying its request's injected delay
-            state.leave(end, 0, end - (begun or start), admitted)  # 0: Outcome.SUCCESS
+            state.leave(end, 0, end - since, admitted)  # 0: Outcome.SUCCESS
         else:
-            state.succeeded(end, end - (begun or start))
+            state.succeeded(end, end - since)
         return value
 
     def _judged(self, value: Any, start: int, end: int, admitted: int, release: bool) -> Any:
