@@ -16,8 +16,8 @@ the 90th, 99th and 99.9th percentiles, or a power law when the gaps between them
 Two points in the tail add their decades; a lone point must stand one decade further out. Slow
 creeps are seen by a fast average of the level pulling away from a slow one, judged the same way
 against its own history. The evidence is decades / (decades + 3): 0.5 at three decades. Wider
-levels run the same judgement on means of six points, so a lasting change too small for any one
-point is seen in the mean of many.
+levels run the same judgement of points on means of six points, so a lasting change too small for
+any one point is seen in the mean of many (creeps are the finest level's to see).
 
 The score is the news in the evidence: the first point of an excursion, and each point that makes
 it ten times stronger. A threshold on it is crossed once per excursion, as an alert is raised once.
@@ -65,6 +65,7 @@ _HELD_TAIL = 3  # points of an anomaly that still teach the tail (censored): hea
 _TAIL_MIN = 256  # ... once the tail has seen this many ordinary points
 _Z_MAX = 1e12  # standardised residuals are capped here: beyond it nothing is more certain
 _REL_FLOOR = 1e-6  # scale floor relative to the level while the data has shown no resolution
+_EPOCH_MIN, _EPOCH_MAX, _MAX_VALUE = _validate.EPOCH_MIN, _validate.EPOCH_MAX, _validate.MAX_VALUE
 
 
 _LEVEL_ONLY: tuple[int, ...] = (0,)  # the explanations in play when no season predicts well enough
@@ -162,15 +163,6 @@ class _Season:
         """The median of earlier cycles at `slot` (None before one cycle has passed there)."""
         slot %= self.slots
         return self.earlier[slot] if self.cycle_of[slot] == cycle else self.medians[slot]
-
-    def around(self, slot: int, cycle: int) -> tuple[float | None, float | None]:
-        """typical() of the slots just before and after `slot`, in one call: read on every point."""
-        slots, cycle_of, earlier, medians = self.slots, self.cycle_of, self.earlier, self.medians
-        before, after = (slot - 1) % slots, (slot + 1) % slots
-        return (
-            earlier[before] if cycle_of[before] == cycle else medians[before],
-            earlier[after] if cycle_of[after] == cycle else medians[after],
-        )
 
     def add(self, slot: int, cycle: int, value: float) -> None:
         values = self._values[slot]
@@ -318,14 +310,14 @@ class Detector:
 
     # fixed attributes: read many times a point, cheapest as slots
     __slots__ = (
-        "__weakref__", "_bucket", "_bucket_n", "_bucket_spoke", "_bucket_sum", "_calm_run", "_centres",
-        "_coarse", "_coarse_echo", "_coarse_evidence", "_coarse_seen", "_coarse_stale", "_cycles",
+        "__weakref__", "_bucket", "_bucket_n", "_bucket_spoke", "_bucket_sum", "_calm_run", "_coarse",
+        "_coarse_echo", "_coarse_evidence", "_coarse_seen", "_coarse_stale", "_creeps", "_cycles",
         "_decades", "_drifting_since", "_drifts", "_error_alpha", "_error_n", "_errors", "_group_cycle",
         "_groups", "_held", "_held_since", "_hour", "_last_at", "_levels", "_previous", "_profiles",
-        "_quantum", "_quiet", "_ranked", "_recent", "_release", "_resolution", "_scale", "_scored",
-        "_seasonal", "_seen", "_sign", "_slots", "_suspect_run", "_tail", "_unready", "active", "clear",
-        "confirm", "count", "direction", "drift_half_life", "hold", "interval", "keep", "min_change",
-        "seasons", "threshold", "warmup",
+        "_quantum", "_quiet", "_ranked", "_recent", "_release", "_resolution", "_rows", "_scale", "_scored",
+        "_seasonal", "_seen", "_sign", "_slots", "_suspect_run", "_tail", "_typical", "_unready", "active",
+        "clear", "confirm", "count", "direction", "drift_half_life", "hold", "interval", "keep",
+        "min_change", "seasons", "threshold", "warmup",
     )
 
     def __init__(
@@ -384,10 +376,13 @@ class Detector:
         self._error_n = [0] * n
         self._drifts = [_Drift() for _ in range(n)]
         self._seasonal = tuple(range(1, n))  # the explanations that are seasons
-        # where the current point falls in each season (cycle, slot, the slot's usual value)
+        # each explanation's own state, for the loop that runs over them on every point
+        self._rows = tuple(zip(range(n), self._recent, self._ranked, self._drifts, strict=True))
+        # where the current point falls in each season (cycle, slot), and what each explanation
+        # expects of it before its level: 0 for the recent level, a season's usual value there
         self._cycles = [0] * len(self._profiles)
         self._slots = [0] * len(self._profiles)
-        self._centres: list[float | None] = [None] * len(self._profiles)
+        self._typical: list[float | None] = [0.0] + [None] * len(self._profiles)
         self._groups = [_Window(_GROUP_POINTS) for _ in range(_GROUPS)]
         self._scale = _Window(_GROUP_POINTS)  # all hours together, until an hour has its own
         self._unready = _GROUPS  # hours without a scale of their own
@@ -409,6 +404,7 @@ class Detector:
         # `_WIDEST` of them: a change too small for one point (an hour of zeros in low counts, a
         # holiday) is plain in the mean of many
         width = self.interval * _COARSE
+        self._creeps = True  # whether this level watches for creeps (only the finest one does)
         self._coarse: Detector | None = None
         if width * _WIDEST <= min(self.seasons, default=DAY):
             self._coarse = Detector(
@@ -424,6 +420,13 @@ class Detector:
                 min_change=self.min_change,
                 warmup=max(10, self.warmup // 2),
             )
+            # A creep is the finest level's to see: its drift averages follow the level on every
+            # point and its slow baseline spans the same time, so a wider level's would judge the
+            # same creep on a sixth of the points.
+            wider: Detector | None = self._coarse
+            while wider is not None:
+                wider._creeps = False
+                wider = wider._coarse
         self._bucket = -1  # the coarse bucket being summed
         self._bucket_sum = 0.0
         self._bucket_n = 0
@@ -441,29 +444,38 @@ class Detector:
         learn from it. Points come in time order; a refused point raises ValueError naming the
         field and changes nothing."""
         last = self._last_at
-        if not (type(at) is float and _validate.EPOCH_MIN <= at <= _validate.EPOCH_MAX):
+        if not (type(at) is float and _EPOCH_MIN <= at <= _EPOCH_MAX):
             at = _validate.epoch("at", at)
         if last is not None and at < last:
             raise ValueError(f"at: points must come in time order; {at!r} is before {last!r}")
         if value is None:
             self._last_at = at
             return Detection(at, None, None, None, None, 0.0, self.active)
-        if not (type(value) is float and -_validate.MAX_VALUE <= value <= _validate.MAX_VALUE):
+        if not (type(value) is float and -_MAX_VALUE <= value <= _MAX_VALUE):
             value = _validate.measurement("value", value)
         if self.count and value < 0.0:
             raise ValueError(f"value: a count cannot be negative, got {value!r}")
         self._last_at = at
-        if self._coarse is not None:
-            self._widen(value, at, self._coarse)
+        coarse = self._coarse
+        if coarse is not None:
+            if math.floor(at // coarse.interval) == self._bucket:  # most points: add to the mean
+                self._bucket_sum += value
+                self._bucket_n += 1
+            else:
+                self._widen(value, at, coarse)
 
-        # where the point falls in each season; the lists are refilled in place, every point, and
-        # math.floor() turns the whole-valued floats into ints at half the cost of int()
-        cycles, slots, centres = self._cycles, self._slots, self._centres
+        # where the point falls in each season and what the season expects there; then the season
+        # remembers the point, whatever it is judged: a recurring pattern must become normal, and
+        # the median of past cycles keeps a one-off from moving the expectation. (Judging reads
+        # only the neighbouring slots after this.) The lists are refilled in place, every point,
+        # and math.floor() turns the whole-valued floats into ints at half the cost of int().
+        cycles, slots, typical = self._cycles, self._slots, self._typical
         for k, p in enumerate(self._profiles):
             length = p.length
             cycles[k] = cycle = math.floor(at // length)
             slots[k] = slot = math.floor((at % length) // p.width) % p.slots  # p.slot(at), inlined
-            centres[k] = p.earlier[slot] if p.cycle_of[slot] == cycle else p.medians[slot]  # typical()
+            typical[k + 1] = p.earlier[slot] if p.cycle_of[slot] == cycle else p.medians[slot]  # p.typical()
+            p.add(slot, cycle, value)
         group = self._groups[math.floor((at % self._group_cycle) // self._hour) % _GROUPS]
         play, expected, best, bad = self._explain(value)
         # the data's resolution: the smallest change seen between normal points, or a millionth
@@ -482,7 +494,18 @@ class Detector:
             # two points in the tail add their decades; a lone point must stand further out
             previous, self._decades = self._decades, decades
             point = _score(decades + previous if decades > 0.0 and previous > 0.0 else decades - _LONE)
-            drift = self._drift(floor, play)
+            if self._creeps:
+                # how far the level strayed from its slow baseline, as the explanations in play see
+                # it (the least of them): a nightly job is a drift of the raw level, not the daily one
+                least, drifts, sign = math.inf, self._drifts, self._sign
+                for i in play:
+                    d = drifts[i]
+                    if d.ready:
+                        decades = d.decades(sign, floor)
+                        if decades < least:
+                            least = decades
+                if least < math.inf:
+                    drift = _score(least - _DRIFT_EXTRA)
         evidence = point if point > drift else drift
         if evidence > 0.0 and expected is not None and abs(value - expected) < self.min_change:
             evidence = 0.0
@@ -527,7 +550,7 @@ class Detector:
                     if self.active and self._calm_run >= self.clear:
                         self.active = False
                         ended = True
-        self._learn(value, at, slots, cycles, centres, expected is not None, group, best, unit, point, drift)
+        self._learn(value, at, typical, expected is not None, group, best, unit, point, drift)
         if expected is None:
             active = self.active
             return Detection(at, value, None, None, None, score, active, started, ended, evidence=evidence)
@@ -553,23 +576,21 @@ class Detector:
 
     # ---- judging ---------------------------------------------------------------------------
     def _widen(self, value: float, at: float, wider: Detector) -> None:
-        """Add `value` to the mean of its wider bucket; a bucket that is complete is judged there."""
-        bucket = math.floor(at // wider.interval)  # as int(), faster
-        if bucket != self._bucket:
-            if self._bucket_n:
-                mean = self._bucket_sum / self._bucket_n
-                seen = self._coarse_seen = wider.step(mean, self._bucket * wider.interval)
-                e = seen.evidence  # as this level weighs it: the wider one saw a sixth of the points
-                self._coarse_evidence = _score(_HALF * e / (1.0 - e) - _WIDER_EXTRA) if e > 0.0 else 0.0
-                # an excursion of the wider level that began while this level was past its
-                # threshold is what this level found: an echo, until the wider level is calm again
-                if seen.evidence <= 0.0:
-                    self._coarse_echo = False
-                elif self._bucket_spoke:
-                    self._coarse_echo = True
-            self._bucket, self._bucket_sum, self._bucket_n, self._bucket_spoke = bucket, 0.0, 0, False
-        self._bucket_sum += value
-        self._bucket_n += 1
+        """Start the wider bucket of `value` (step() adds to a bucket already started); the bucket
+        before it is complete and judged at the wider level."""
+        if self._bucket_n:
+            mean = self._bucket_sum / self._bucket_n
+            seen = self._coarse_seen = wider.step(mean, self._bucket * wider.interval)
+            e = seen.evidence  # as this level weighs it: the wider one saw a sixth of the points
+            self._coarse_evidence = _score(_HALF * e / (1.0 - e) - _WIDER_EXTRA) if e > 0.0 else 0.0
+            # an excursion of the wider level that began while this level was past its
+            # threshold is what this level found: an echo, until the wider level is calm again
+            if seen.evidence <= 0.0:
+                self._coarse_echo = False
+            elif self._bucket_spoke:
+                self._coarse_echo = True
+        self._bucket = math.floor(at // wider.interval)  # as int(), faster
+        self._bucket_sum, self._bucket_n, self._bucket_spoke = value, 1, False
 
     def _explain(self, value: float) -> tuple[Sequence[int], float | None, float, float]:
         """(the explanations in play, their main expected value, the smallest |residual| they leave,
@@ -578,7 +599,7 @@ class Detector:
         In play, best first: the seasons that predict about as well as the recent level, or else
         the recent level alone."""
         errors, counts, levels = self._errors, self._error_n, self._levels
-        slots, cycles, centres = self._slots, self._cycles, self._centres
+        slots, cycles, typical = self._slots, self._cycles, self._typical
         limit = _COMPETENT * errors[0]
         play: tuple[int, ...] = _LEVEL_ONLY
         for i in self._seasonal:
@@ -586,7 +607,7 @@ class Detector:
                 counts[i] >= _ERROR_MIN
                 and errors[i] <= limit
                 and levels[i] is not None
-                and centres[i - 1] is not None
+                and typical[i] is not None
             ):
                 if play is _LEVEL_ONLY:
                     play = (i,)  # most often the only one: nothing to sort
@@ -604,13 +625,18 @@ class Detector:
             candidates = []
             profiles = self._profiles
             for i in play:
-                shift, centre = levels[i], centres[i - 1]
+                shift, centre = levels[i], typical[i]
                 assert shift is not None and centre is not None  # only such seasons are in play
                 candidates.append(shift + centre)
-                # the neighbouring slots: a job that starts a minute late
-                before, after = profiles[i - 1].around(slots[i - 1], cycles[i - 1])
+                # the neighbouring slots, as typical() reads them: a job that starts a minute late
+                p, slot, cycle = profiles[i - 1], slots[i - 1], cycles[i - 1]
+                cycle_of, earlier, medians = p.cycle_of, p.earlier, p.medians
+                near = (slot - 1) % p.slots
+                before = earlier[near] if cycle_of[near] == cycle else medians[near]
                 if before is not None:
                     candidates.append(shift + before)
+                near = (slot + 1) % p.slots
+                after = earlier[near] if cycle_of[near] == cycle else medians[near]
                 if after is not None:
                     candidates.append(shift + after)
 
@@ -630,27 +656,12 @@ class Detector:
         bad = value - max(candidates) if sign > 0.0 else min(candidates) - value
         return play, main, best, bad if bad > 0.0 else 0.0
 
-    def _drift(self, floor: float, play: Sequence[int]) -> float:
-        """How far the level has strayed from its slow baseline, as the explanations in play see
-        it: a nightly job is a drift of the raw level but none of the daily one."""
-        least = math.inf
-        drifts, sign = self._drifts, self._sign
-        for i in play:
-            drift = drifts[i]
-            if drift.ready:
-                decades = drift.decades(sign, floor)
-                if decades < least:
-                    least = decades
-        return 0.0 if least == math.inf else _score(least - _DRIFT_EXTRA)
-
     # ---- learning --------------------------------------------------------------------------
     def _learn(
         self,
         value: float,
         at: float,
-        slots: list[int],
-        cycles: list[int],
-        centres: list[float | None],
+        typical: list[float | None],
         explained: bool,
         group: _Window,
         residual: float,
@@ -662,10 +673,6 @@ class Detector:
         z = residual / unit
         if z > _Z_MAX:
             z = _Z_MAX
-        # Seasons remember every value: a recurring pattern must become normal, and the median
-        # of past cycles keeps a one-off from moving the expectation.
-        for profile, slot, cycle in zip(self._profiles, slots, cycles, strict=True):
-            profile.add(slot, cycle, value)
         # A drift is kept out of the slow baselines for as long as one may take to be seen and
         # acted on; after that its level is the new baseline.
         drifting = drift >= self._release
@@ -694,7 +701,9 @@ class Detector:
                     self._scale.add(residual)
                     if group.n == _GROUP_MIN:
                         self._unready -= 1
-            if self._seen > _GROUP_MIN:  # a standardised residual needs a settled scale
+            # a standardised residual needs a settled scale; once the tail is full, one point in two
+            # keeps it as sure (neighbouring residuals are alike) and lets it look back twice as far
+            if self._seen > _GROUP_MIN and (self._seen & 1 or self._tail.window.n < _TAIL_POINTS):
                 self._tail.add(z)
         previous = self._previous
         if previous is not None and value != previous:
@@ -703,7 +712,7 @@ class Detector:
                 self._quantum = step
                 self._resolution = max(step, 1e-12)
         self._previous = value
-        self._accept(value, at, centres, drifting, unit if explained else 0.0)
+        self._accept(value, at, typical, drifting, unit if explained else 0.0)
 
     def _hold_out(self, value: float, at: float, z: float) -> None:
         """Keep a scoring point out of the level, the scale and the baselines, until it lasts."""
@@ -717,23 +726,22 @@ class Detector:
             return
         # it lasted: the held points are the new normal
         for h_at, h_value in self._held[-_LEVEL_POINTS:]:
-            self._accept(
-                h_value, h_at, [p.typical(p.slot(h_at), int(h_at // p.length)) for p in self._profiles], True
-            )
+            usual = [p.typical(p.slot(h_at), int(h_at // p.length)) for p in self._profiles]
+            self._accept(h_value, h_at, [0.0, *usual], True)
         for d, level in zip(self._drifts, self._levels, strict=True):
             d.settle(level)
         self._held, self._held_since, self._previous = [], None, value
 
     def _accept(
-        self, value: float, at: float, centres: list[float | None], drifting: bool, unit: float = 0.0
+        self, value: float, at: float, typicals: list[float | None], drifting: bool, unit: float = 0.0
     ) -> None:
         """Take a normal point into the recent levels; the drift averages follow the level
         medians, so one wild point cannot drag them. With a `unit`, first track each
         explanation's smoothed |residual| (in units) before the point joins its level."""
         alpha, errors, counts, levels = self._error_alpha, self._errors, self._error_n, self._levels
-        half_life, drifts, ranked = self.drift_half_life, self._drifts, self._ranked
-        for i, recent in enumerate(self._recent):
-            typical = centres[i - 1] if i else 0.0
+        half_life, creeps = self.drift_half_life, self._creeps
+        for i, recent, ordered, drift in self._rows:
+            typical = typicals[i]
             if typical is None:
                 continue
             level = levels[i]
@@ -744,7 +752,7 @@ class Detector:
                 errors[i] += rate * ((error if error < _ERROR_CLIP else _ERROR_CLIP) - errors[i])
             # the level is the median of `recent`, kept sorted in `ordered` by one removal and one
             # insertion rather than sorted anew
-            x, ordered = value - typical, ranked[i]
+            x = value - typical
             kept = len(ordered)
             if kept == _LEVEL_POINTS:
                 ordered.remove(recent[0])  # the point the deque is about to drop
@@ -754,10 +762,11 @@ class Detector:
             insort(ordered, x)
             level = levels[i] = ordered[(kept - 1) // 2]
 
+            if not creeps:
+                continue
             # The drift averages follow the level; while `drifting` the slow one waits, so a creep
             # cannot teach it. (Written here, not as a _Drift method: it runs for every explanation
             # on every point, and the call would cost as much as the update.)
-            drift = drifts[i]
             fast = drift.fast
             if fast is None:
                 drift.fast = drift.slow = level
