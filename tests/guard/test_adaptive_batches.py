@@ -146,3 +146,24 @@ def test_a_probe_counts_the_calls_within_the_limit_they_saw() -> None:
     assert lim.baseline_ns == 2_000_000 and lim._probing is None
     assert lim.limit == 16
     assert math.isclose(lim.estimate, 16.0)
+
+
+# mostly answered, now and then a timeout
+ANSWER = st.tuples(st.integers(1, 400).map(lambda ms: ms * 1_000_000), st.integers(1, 40),
+                   st.sampled_from([False] * 9 + [True]), st.just(False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(ANSWER, min_size=1, max_size=120), algorithm=st.sampled_from(["gradient", "aimd"]))
+def test_whole_batches_of_answers_decide_as_counting_each_call_does(steps: list[Step],
+                                                                     algorithm: str) -> None:
+    """Mostly answers: most batches are counted whole, straight from the log to the rules (the
+    usual case of `Limiter.drain`), probes and the slow rule included; the model still counts each."""
+    logged, counted = limiter(algorithm), limiter(algorithm)
+    model = CountingModel(counted)
+    for latency_ns, inflight, timed_out, failed in steps:
+        logged.sample(latency_ns, inflight, timed_out, failed)
+        model.sample(latency_ns, inflight, timed_out, failed)
+        assert decided(logged) == decided(counted)
+    assert logged.taken() == len(steps)
+    assert counts(logged) == counts(counted)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import deque
 from collections.abc import Callable
 
 from ._permits import Permits
@@ -34,19 +33,23 @@ _USUAL_WEIGHT = 0.25
 # A batch waits for `samples` answered calls, since fast failures finish many times more often than
 # answers; a dependency that answers nothing still gets a verdict after this many failures per sample.
 _FAILURES_PER_SAMPLE = 10
+# ints per answer in the log: its latency (ns), the calls in flight when it ended, the limit then
+_WIDTH = 3
 
 
 class Limiter:
     """The live limit of one `AdaptiveBulkhead`; thread-safe, shared by sync and async calls.
 
-    A finished call costs one tuple appended to a deque (atomic under the GIL: no lock, nothing
-    lost or counted twice when threads finish at once). Once enough calls are there for a batch
-    to possibly end, the caller that sees it takes the lock, drains them in order and runs the
-    rules, exactly as if each call had been counted as it finished."""
+    An answered call costs three ints added to a list in one `+=` (atomic under the GIL: no lock,
+    nothing lost or counted twice when threads finish at once, and an answer's three ints stay
+    together). Once enough answers are there for a batch to possibly end, the caller that sees it
+    takes the lock, takes them out in order and runs the rules, exactly as if each call had been
+    counted as it finished. The call paths of `Dependency` inline `answered` (a frame per call
+    is most of its cost); `test_decorator_twin` and `test_adaptive_batches` hold them to it."""
 
-    __slots__ = ("_answered", "_answered_inflight", "_apply", "_batch", "_countdown", "_due", "_failed",
-                 "_failed_inflight", "_inflight", "_lock", "_log", "_low_failed", "_low_n", "_low_ns",
-                 "_probing", "_slow", "_sum_ns", "_taken", "_timed_out", "baseline_ns", "estimate", "limit",
+    __slots__ = ("_answered", "_answered_inflight", "_apply", "_batch", "_countdown", "_failed",
+                 "_failed_inflight", "_inflight", "_lock", "_low_failed", "_low_n", "_low_ns", "_probing",
+                 "_slow", "_sum_ns", "_taken", "_timed_out", "baseline_ns", "due", "estimate", "limit", "log",
                  "permits", "policy", "probes", "slow_ns", "usual_failures")
 
     def __init__(self, policy: AdaptiveBulkhead, permits: Permits, slow_ns: int,
@@ -64,11 +67,11 @@ class Limiter:
         self._probing: float | None = None  # the estimate to return to after a probe batch
         # the first probe comes early: the first batches may have measured a loaded dependency
         self._countdown = min(3, policy.probe_every)
-        # answers not yet counted: (latency ns, calls in flight, the limit then)
-        self._log: deque[tuple[int, int, int]] = deque()
+        # answers not yet counted, three ints each: latency ns, calls in flight, the limit then
+        self.log: list[int] = []
         self._taken = 0  # finished calls counted so far
         self._reset_batch()
-        self._due = self._still_needed()  # finished calls to wait for before taking the lock
+        self.due = _WIDTH * self._still_needed()  # the log's length at which a batch may end
 
     def _reset_batch(self) -> None:
         self._batch = 0
@@ -95,17 +98,47 @@ class Limiter:
                 self._reset_batch()
             self.estimate = min(max(self.estimate, policy.min_limit), policy.max_limit)
             self.limit = int(self.estimate)
-            self._due = self._still_needed()
+            self.due = _WIDTH * self._still_needed()
             return self.limit
 
     def answered(self, latency_ns: int, inflight: int) -> None:
         """One call answered (not dropped, not failed): its latency, and the calls in flight when it
-        ended (itself included). Lock-free: one tuple appended to a deque, which is atomic."""
-        log = self._log
-        log.append((latency_ns, inflight, self.limit))
-        if len(log) >= self._due:  # a batch may end here: only now is the lock worth taking
-            with self._lock:
-                self._drain()
+        ended (itself included). Lock-free: one `+=` of three ints to a list, which is atomic."""
+        log = self.log
+        log += (latency_ns, inflight, self.limit)
+        if len(log) >= self.due:  # a batch may end here: only now is the lock worth taking
+            self.drain()
+
+    def drain(self) -> None:
+        """Count the answers logged so far, ending the batch if they complete it: what `answered`
+        does once its answer may complete a batch."""
+        lock = self._lock
+        lock.acquire()  # (cheaper than `with`, and this runs once per batch)
+        try:
+            log = self.log
+            end = len(log)  # the answers there now; those that come meanwhile wait for the next drain
+            samples = self.policy.samples
+            if end != _WIDTH * samples or self._answered or self._failed or self._probing is not None:
+                self._drain()  # anything but one whole ordinary batch, counted answer by answer
+                return
+            # The usual case: the log holds one whole batch, from its first answer to its last.
+            # Its figures go to the rules straight from the log; the counts stay at zero, as they
+            # would be once the batch ended.
+            latencies, inflights = log[0:end:_WIDTH], log[1:end:_WIDTH]
+            del log[:end]  # (only answers came meanwhile, at the end: what was read is what goes)
+            self._taken += samples
+            sum_ns = sum(latencies)
+            inflights.sort()  # (a sort of a few small ints costs less than max(), which parses keywords)
+            slow_ns = self.slow_ns
+            # none is slow when even their sum is not (latencies are never negative)
+            slow = 0 < slow_ns <= sum_ns and slow_ns <= max(latencies)
+            # no failure, so no refusal: the answers' calls in flight summed are not read (0)
+            self._rules(0.0, samples, sum_ns, 0, inflights[-1], False, slow)
+            if int(self.estimate) != self.limit:  # (the limit is always within the bounds)
+                self._move_to(self.estimate)
+            self.due = _WIDTH * (samples if self._probing is None else self._still_needed())
+        finally:
+            lock.release()
 
     def sample(self, latency_ns: int, inflight: int, dropped: bool, failed: bool = False) -> None:
         """One finished call: its latency, the calls in flight when it ended (itself included),
@@ -119,7 +152,7 @@ class Limiter:
             self._drain()
             self._taken += 1
             self._add_one(latency_ns, inflight, self.limit, dropped, failed)
-            self._due = self._still_needed()
+            self.due = _WIDTH * self._still_needed()
 
     def taken(self) -> int:
         """How many finished calls the limit has counted (those not yet drained are counted first)."""
@@ -142,44 +175,52 @@ class Limiter:
     def _drain(self) -> None:
         """Count the answers waiting in the log, in order, ending batches where they end. Called
         with the lock held."""
-        popleft = self._log.popleft  # atomic: no answer is lost or taken twice
-        left = len(self._log)  # the answers there now; those that come meanwhile wait for the next drain
-        self._taken += left
-        while left:  # bounded: every round counts at least one answer
+        log = self.log
+        end = len(log)  # the answers there now; those that come meanwhile wait for the next drain
+        if not end:
+            return
+        count = end // _WIDTH
+        self._taken += count
+        done = 0
+        while done < count:  # bounded: every round counts at least one answer
             if self._probing is not None:  # a probe batch: one by one (it counts the calls within its limit)
-                left -= 1
-                self._add_one(*popleft(), False, False)
+                i = _WIDTH * done
+                self._add_one(log[i], log[i + 1], log[i + 2], False, False)
+                done += 1
                 continue
-            # an ordinary batch: up to its end, summed in locals (no attribute, no builtin per answer)
+            # an ordinary batch: up to its end, summed by builtins (no bytecode per answer)
             take = self.policy.samples - self._answered  # (min and max cost more than the rest here)
-            if take > left:
-                take = left
+            if take > count - done:
+                take = count - done
             elif take < 1:  # `follow` made the batch smaller than what it has: it ends now
                 take = 1
-            left -= take
-            sum_ns = summed_inflight = slowest = 0
-            most = self._inflight
-            for _ in range(take):
-                latency_ns, inflight, _limit = popleft()
-                sum_ns += latency_ns
-                summed_inflight += inflight
-                if inflight > most:
-                    most = inflight
-                if latency_ns > slowest:
-                    slowest = latency_ns
+            if take == count:  # the usual case: the answers ending one batch, all of them
+                latencies, inflights = log[0:end:_WIDTH], log[1:end:_WIDTH]
+            else:
+                first = _WIDTH * done
+                latencies = log[first:first + _WIDTH * take:_WIDTH]
+                inflights = log[first + 1:first + _WIDTH * take:_WIDTH]
+            done += take
             self._batch += take
             self._answered += take
-            self._sum_ns += sum_ns
-            self._answered_inflight += summed_inflight
-            self._inflight = most
-            if 0 < self.slow_ns <= slowest:
+            batch_ns = sum(latencies)
+            self._sum_ns += batch_ns
+            self._answered_inflight += sum(inflights)
+            inflights.sort()  # (a sort of a few small ints costs less than max(), which parses keywords)
+            if inflights[-1] > self._inflight:
+                self._inflight = inflights[-1]
+            # none is slow when even their sum is not (latencies are never negative)
+            if 0 < self.slow_ns <= batch_ns and self.slow_ns <= max(latencies):
                 self._slow = True
             samples = self.policy.samples
             if self._answered >= samples or self._failed >= samples * _FAILURES_PER_SAMPLE:
                 self._decide()
+        # Only answers came meanwhile, added at the end: what was read is what goes (one list
+        # operation, atomic).
+        del log[:end]
         # the fewest answers after which the batch may end (the usual case of `_still_needed`, inlined)
-        self._due = self.policy.samples - self._answered if self._probing is None and not self._failed \
-            else self._still_needed()
+        usual = self._probing is None and not self._failed
+        self.due = _WIDTH * (self.policy.samples - self._answered if usual else self._still_needed())
 
     def _add_one(self, latency_ns: int, inflight: int, limit: int, dropped: bool, failed: bool) -> None:
         """Count one finished call, ending the batch if it completes it."""
@@ -211,7 +252,7 @@ class Limiter:
         self._decide()
 
     def _decide(self) -> None:
-        """The end of a batch: the rules pick the next limit, and a new batch begins."""
+        """The end of a batch, from its counts: the rules pick the next limit, and a new batch begins."""
         app_limited = self._inflight * 2 < self.limit
         low = self._low_n + self._low_failed
         if self._probing is not None and low:
@@ -235,44 +276,38 @@ class Limiter:
                 >= (self._answered_inflight + self._answered) * self._failed)
             if crowded:
                 refused = max(0.0, self._failed / self._batch - usual - chance)
-        if self.policy.algorithm == "aimd":
-            self._aimd(refused)
-        elif self._probing is not None:
-            self._probed()
-        else:
-            self._gradient(app_limited, refused)
+        self._rules(refused, self._answered, self._sum_ns, self._answered_inflight, self._inflight,
+                    self._timed_out, self._slow)
         self._reset_batch()
         if int(self.estimate) != self.limit:  # (the limit is always within the bounds)
             self._move_to(self.estimate)
 
-    def _move_to(self, estimate: float) -> None:
+    def _rules(self, refused: float, answered: int, sum_ns: int, answered_inflight: int, inflight: int,
+               timed_out: bool, slow: bool) -> None:
+        """The rules at the end of a batch, given its figures (see `_decide`; `drain` gives those of
+        a batch it counted whole): the share refused, the answers, their latencies and calls in
+        flight summed, the most calls in flight, whether an answer timed out, whether one was slow."""
         policy = self.policy
-        limit = min(max(int(estimate), policy.min_limit), policy.max_limit)
-        if limit != self.limit:
-            self.limit = limit
-            self.permits.resize(limit)
-            self._apply(limit)
-
-    def _aimd(self, refused: float) -> None:
-        policy = self.policy
-        if self._timed_out or self._slow or refused > 0:
-            self.estimate = max(policy.min_limit, self.estimate * policy.backoff)
-        elif self._inflight * 2 >= self.limit:  # grow only while the calls use the room there is
-            self.estimate = min(policy.max_limit, self.estimate + 1)
-
-    def _gradient(self, app_limited: bool, refused: float) -> None:
-        policy = self.policy
+        if policy.algorithm == "aimd":
+            if timed_out or slow or refused > 0:
+                self.estimate = max(policy.min_limit, self.estimate * policy.backoff)
+            elif inflight * 2 >= self.limit:  # grow only while the calls use the room there is
+                self.estimate = min(policy.max_limit, self.estimate + 1)
+            return
+        if self._probing is not None:
+            self._probed()
+            return
         if refused > 0:
             # The dependency turned calls away: it holds about as many as were in flight when its
             # answers came, with no room for a queue, so the queue room growth adds (the square
             # root) is taken off too and the limit lands under the capacity. Not smoothed: a
             # refusal is not noise, and every batch over capacity costs failures. At most halved.
-            held = min(self.estimate, self._answered_inflight / self._answered) if self._answered else 0.0
+            held = min(self.estimate, answered_inflight / answered) if answered else 0.0
             estimate = max(self.estimate * 0.5, held - math.sqrt(held))
             self.estimate = min(max(estimate, policy.min_limit), policy.max_limit)
-        elif self._answered:
-            mean_ns = self._sum_ns / self._answered
-            learns = app_limited and not self._timed_out  # else the callers hold concurrency down
+        elif answered:
+            mean_ns = sum_ns / answered
+            learns = inflight * 2 < self.limit and not timed_out  # else the callers hold concurrency down
             if not self.baseline_ns or mean_ns < self.baseline_ns or learns:
                 # lightly loaded, the latency is the dependency's own
                 self.baseline_ns = int(mean_ns) or 1  # at least 1 (a mean is never negative)
@@ -284,8 +319,7 @@ class Limiter:
                     # grow only as far as the concurrency measured supports (with room for a queue):
                     # the latency says nothing of a concurrency the callers never reached, and a
                     # limit left far above its use lets the next surge queue up to it
-                    used = self._inflight
-                    estimate = min(estimate, max(self.estimate, used + math.sqrt(used)))
+                    estimate = min(estimate, max(self.estimate, inflight + math.sqrt(inflight)))
                 self.estimate = min(max(estimate, policy.min_limit), policy.max_limit)
         if policy.probe_every:
             self._countdown -= 1
@@ -294,6 +328,14 @@ class Limiter:
                 self._probing = self.estimate
                 self.probes += 1
                 self.estimate = max(float(policy.min_limit), math.sqrt(self.estimate))
+
+    def _move_to(self, estimate: float) -> None:
+        policy = self.policy
+        limit = min(max(int(estimate), policy.min_limit), policy.max_limit)
+        if limit != self.limit:
+            self.limit = limit
+            self.permits.resize(limit)
+            self._apply(limit)
 
     def _probed(self) -> None:
         """End of a probe batch: its calls that ran within the low limit give the new baseline."""

@@ -280,9 +280,12 @@ class Dependency:
                 self._unawaited(value, fn, end, ADMITTED, True)
             latency_ns = end - start
             limiter = self._limiter
-            if limiter is not None:  # _answered_to_limiter, inlined; the call still holds its permit
+            if limiter is not None:  # Limiter.answered, inlined; the call still holds its permit
                 slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
-                limiter.answered(latency_ns, slots.limit + slots.debt - len(slots.tokens))
+                log = limiter.log
+                log += (latency_ns, slots.held - len(permits), limiter.limit)  # type: ignore[arg-type]
+                if len(log) >= limiter.due:
+                    limiter.drain()
             window = state.window  # state.succeeded, inlined: a frame costs more than its steps
             if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                 state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
@@ -413,8 +416,11 @@ class Dependency:
                 if type(value) is _COROUTINE:  # a sync function that returned a coroutine
                     self._unawaited(value, fn, end, ADMITTED, True)
                 latency_ns = end - start
-                if limiter is not None:  # _answered_to_limiter, inlined; the call still holds its permit
-                    limiter.answered(latency_ns, slots.limit + slots.debt - len(permits))  # type: ignore[arg-type]
+                if limiter is not None:  # Limiter.answered, inlined; the call still holds its permit
+                    log = limiter.log
+                    log += (latency_ns, slots.held - len(permits), limiter.limit)  # type: ignore[arg-type]
+                    if len(log) >= limiter.due:
+                        limiter.drain()
                 window = state.window  # read per call: configure() may give it a new window
                 if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                     state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
@@ -642,11 +648,6 @@ class Dependency:
         self._emit_outcome(Outcome.TIMEOUT, end - start, error)
         return Failed(_TIMEOUT, error)
 
-    def _acall_hedged(self, fn: Callable[..., Awaitable[Any]], /, *args: Any,
-                      **kwargs: Any) -> Coroutine[Any, Any, Any]:
-        # a plain function handing back the race's coroutine: a coroutine frame less per call
-        return self._race(fn, args, kwargs, None)
-
     async def _aexecute_hedged(self, fn: Callable[..., Awaitable[Any]], /,
                                *args: Any, **kwargs: Any) -> Result[Any]:
         result: Result[Any] = await self._race(fn, args, kwargs, self._now())
@@ -703,10 +704,7 @@ class Dependency:
                 assert task is not None, "acall needs a running task"
                 timers = self._hedge_timers.get(loop)
                 if timers is None:
-                    for old in [lp for lp in list(self._hedge_timers) if lp.is_closed()]:
-                        self._hedge_timers.pop(old, None)
-                    timers = HedgeTimers(loop, delay, self._clock, self._begin_race)
-                    self._hedge_timers[loop] = timers
+                    timers = self._hedge_timers_for(loop, delay)
                 due = now / 1e9 + delay  # in the loop's time, when it keeps the guard's clock
                 pending = timers.pending
                 if (timers.shared_clock and timers.timer is not None and due >= timers.timer_at
@@ -750,6 +748,134 @@ class Dependency:
             return value if start is None else self._primary_result(value, start)
         result = await self._recover_async(fn, args, kwargs, failed, start)
         return result.value if start is None else result
+
+    def _acall_hedged(self, fn: Callable[..., Awaitable[Any]], /, *args: Any,
+                      **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        # a plain function handing back the coroutine: cheaper than a coroutine taking *args itself
+        return self._hedged(fn, args, kwargs)
+
+    async def _hedged(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        """`acall` with a hedge, the common case in one frame: `_race` with `_attempt_async` folded
+        in (no coroutine between the caller and the function), so the call reads the clock, the
+        running loop and its task once, for its hedge time, its deadline and its latency. Breaker
+        closed, a permit free (or no bulkhead), no fault armed, no request deadline in force;
+        anything else takes `_race`, the reference path (test_hedge_twin holds them equal). Until
+        its hedge time comes, a hedge costs its call one entry in a queue (see `_race`)."""
+        state = self._state
+        if not state.gate_open or armed[0] or travelling[0]:
+            return await self._race(fn, args, kwargs, None)
+        start = self._now()
+        fresh = start - self._hedge_read_at < _HEDGE_REFRESH_NS
+        delay = self._hedge_after if fresh else self._hedge_delay(start)
+        permits = state.permits
+        if permits is not None:
+            try:
+                permits.pop()
+            except IndexError:  # the bulkhead is full: `_race` waits or refuses
+                return await self._race(fn, args, kwargs, None)
+        timeout = self._timeout
+        loop = task = None
+        if delay is not None or timeout is not None:
+            loop = _running_loop()
+            task = _current_task(loop)  # passing the loop skips a second lookup
+            assert task is not None, "acall needs a running task"
+        race: list[Any] | None = None  # the hedge's entry: [hedge time, the call, RUNNING | DONE | EXPIRED]
+        if delay is not None:
+            timers = self._hedge_timers.get(loop)  # type: ignore[arg-type]  # looked up with delay
+            if timers is None:
+                timers = self._hedge_timers_for(loop, delay)  # type: ignore[arg-type]
+            due = start / 1e9 + delay  # in the loop's time, when it keeps the guard's clock
+            waiting = timers.pending
+            if (timers.shared_clock and timers.timer is not None and due >= timers.timer_at
+                    and (not waiting or waiting[-1][0] <= due)):
+                race = [due, (task, fn, args, kwargs, start), RUNNING]  # Deadlines.start's usual case
+                waiting.append(race)
+            else:
+                race = timers.start((task, fn, args, kwargs, start), start, delay)  # type: ignore[arg-type]
+        try:
+            try:  # the primary attempt, as `_attempt_async` makes it
+                if timeout is None:
+                    try:
+                        value = await (fn(*args, **kwargs) if not reviewing[0] else marked(fn, args, kwargs))
+                    except BaseException as exc:
+                        end = self._now()
+                        self._settle(exc, end, end - start, ADMITTED, True, fn, True)
+                else:
+                    deadlines = self._deadlines.get(loop)  # type: ignore[arg-type]  # looked up with a timeout
+                    if deadlines is None:
+                        deadlines = self._deadlines_for(loop, timeout)  # type: ignore[arg-type]
+                    entry = deadlines.start(task, start, timeout)  # type: ignore[arg-type]
+                    try:
+                        value = await (fn(*args, **kwargs) if not reviewing[0] else marked(fn, args, kwargs))
+                    except asyncio.CancelledError as exc:
+                        end = self._now()
+                        if entry[2] == EXPIRED and task.uncancel() == 0:  # type: ignore[union-attr]
+                            error = DeadlineExceeded(f"{self.name}: no answer within {timeout}s")
+                            self._settle(error, end, end - start, ADMITTED, True)
+                        state.leave(end, -1, 0, ADMITTED)  # cancelled from outside (or by the hedge that won)
+                        raise exc
+                    except BaseException as exc:
+                        end = self._now()
+                        self._settle(exc, end, end - start, ADMITTED, True, fn, True)
+                    finally:
+                        if entry[2] == RUNNING:
+                            entry[2] = DONE
+                            pending = deadlines.pending
+                            if pending[0] is entry:  # calls mostly end in the order they began
+                                pending.popleft()
+                end = self._now()
+                if self._detour:
+                    value = self._judged(value, start, end, ADMITTED, True)
+                else:
+                    limiter = self._limiter
+                    if limiter is not None:  # Limiter.answered, inlined
+                        slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
+                        log = limiter.log
+                        log += (end - start, slots.held - len(permits), limiter.limit)  # type: ignore[arg-type]
+                        if len(log) >= limiter.due:
+                            limiter.drain()
+                    state.succeeded(end, end - start)
+            except asyncio.CancelledError:  # the race, as `_race` runs it
+                won = race[1] if race is not None and race[2] == EXPIRED else None
+                if won is None or not won.won or task.uncancel() != 0:  # type: ignore[union-attr]
+                    raise
+                self._count_hedge("won")  # the hedge answered and cancelled the primary
+                self._count_hedge("cancelled")
+                value = won.value
+            except Failed as lost:
+                second = race[1].hedge if race is not None and race[2] == EXPIRED else None
+                if second is None or lost.outcome == _TIMEOUT:
+                    raise
+                race[1].settled = True  # type: ignore[index]  # the hedge is still running: it may answer yet
+                value = await second
+                self._count_hedge("won")
+            finally:
+                if race is None:
+                    pass
+                elif race[2] == RUNNING:  # the primary ended before its hedge time: no race
+                    if waiting[0] is race:  # (still queued while running) calls mostly end in order
+                        waiting.popleft()
+                    else:
+                        race[2] = DONE  # the timer drops it when it comes to it
+                elif race[2] == EXPIRED:
+                    started = race[1]
+                    started.settled = True
+                    if started.hedge is not None and not started.hedge.done():
+                        started.hedge.cancel()
+                        self._count_hedge("cancelled")
+        except Failed as exc:
+            failed = exc  # recover outside the handler, so the caller's traceback has no `Failed`
+        else:
+            return value
+        return (await self._recover_async(fn, args, kwargs, failed)).value
+
+    def _hedge_timers_for(self, loop: asyncio.AbstractEventLoop, delay: float) -> HedgeTimers:
+        # forget closed loops (tests and asyncio.run create many) so they can be collected
+        for old in [lp for lp in list(self._hedge_timers) if lp.is_closed()]:  # list(): atomic copy
+            self._hedge_timers.pop(old, None)
+        timers = self._hedge_timers[loop] = HedgeTimers(loop, delay, self._clock, self._begin_race)
+        return timers
 
     def _begin_race(self, call: tuple[asyncio.Task[Any], Callable[..., Awaitable[Any]], tuple[Any, ...],
                                       dict[str, Any], int]) -> _Race:
@@ -923,14 +1049,19 @@ class Dependency:
         since = start if begun is None else begun  # a clock may read 0: no falsy sentinel
         if self._detour:
             return self._judged(value, since, end, admitted, True)
-        limiter = self._limiter
-        if limiter is not None and admitted != INJECTED:  # _answered_to_limiter, inlined
-            slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
-            limiter.answered(end - start, slots.limit + slots.debt - len(slots.tokens))
         if admitted:  # a half-open trial, or a call carrying its request's injected delay
+            if self._limiter is not None and admitted != INJECTED:  # (an injected delay is not its latency)
+                self._answered_to_limiter(end - start)
             state.leave(end, 0, end - since, admitted)  # 0: Outcome.SUCCESS
-        else:
-            state.succeeded(end, end - since)
+            return value
+        limiter = self._limiter
+        if limiter is not None:  # Limiter.answered, inlined; the call still holds its permit
+            slots: Permits = state.slots  # type: ignore[assignment]  # an adaptive bulkhead has permits
+            log = limiter.log
+            log += (end - start, slots.held - len(permits), limiter.limit)  # type: ignore[arg-type]
+            if len(log) >= limiter.due:
+                limiter.drain()
+        state.succeeded(end, end - since)
         return value
 
     def _judged(self, value: Any, start: int, end: int, admitted: int, release: bool) -> Any:

@@ -17,7 +17,7 @@ from collections import deque
 class Permits:
     """The permits of one bounded bulkhead (`limit` calls in flight, waiting up to `max_wait_s`)."""
 
-    __slots__ = ("_async_waiting", "_cond", "_lock", "_sync_waiting", "debt", "limit", "max_wait_s",
+    __slots__ = ("_async_waiting", "_cond", "_lock", "_sync_waiting", "debt", "held", "limit", "max_wait_s",
                  "tokens", "waiting")
 
     def __init__(self, limit: int, max_wait: float) -> None:
@@ -26,6 +26,9 @@ class Permits:
         self.limit = limit
         self.max_wait_s = max_wait
         self.debt = 0  # permits to take back as they come home (the bulkhead was made smaller)
+        # limit + debt, kept with them: the calls in flight are `held - len(tokens)`, which the call
+        # paths read on every call of an adaptive bulkhead (one attribute, not two and a sum)
+        self.held = limit
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._sync_waiting = 0
@@ -33,7 +36,7 @@ class Permits:
 
     @property
     def in_use(self) -> int:
-        return self.limit + self.debt - len(self.tokens)
+        return self.held - len(self.tokens)
 
     @property
     def queued(self) -> int:
@@ -113,11 +116,13 @@ class Permits:
             self.limit = limit
             if change < 0:
                 self.debt -= change
+                self.held = limit + self.debt
                 self._collect()
                 return
             forgiven = min(change, self.debt)
             self.debt -= forgiven
             added = change - forgiven
+            self.held = limit + self.debt
             self.tokens.extend([1] * added)
         for _ in range(min(added, self.waiting)):
             self.wake_one()
@@ -135,6 +140,7 @@ class Permits:
             except IndexError:
                 break
             self.debt -= 1
+            self.held -= 1
 
 
 def _wake(future: asyncio.Future[None]) -> None:
