@@ -307,6 +307,7 @@ class Result:
     self_inflicted: int
     warning: dict[str, list[float]]  # per kind, days of warning of the churners flagged
     seconds: float
+    warned: dict[int, float]  # days of warning of each churner in the final top 50
 
 
 def evaluate(label: str, rank: Ranker, pop: Population, progress: Callable[[str], None]) -> Result:
@@ -332,7 +333,9 @@ def evaluate(label: str, rank: Ranker, pop: Population, progress: Callable[[str]
         # day scored (a day on the list that it then left warned nobody). The day a ranking is
         # made only knows the days before it: day - 1 is the newest data.
         warning[k] = [float(pop.last_order[i] - (flagged_since[i] - 1)) for i in churners[k] if i in top]
-    return Result(label, precision, recall, len(top & set(churners["self-inflicted"])), warning, seconds)
+    warned = {i: float(pop.last_order[i] - (flagged_since[i] - 1)) for i in top}
+    own_side = len(top & set(churners["self-inflicted"]))
+    return Result(label, precision, recall, own_side, warning, seconds, warned)
 
 
 def main() -> None:
@@ -403,6 +406,8 @@ def main() -> None:
     )
     print(_before_the_last_order(pop))
     ours = next((r for r in results if r.label == "stoic"), None)
+    if ours is not None:
+        print(_by_rhythm(pop, ours))
     print()
     if ours is None:
         print("targets: not run (stoic not among the contenders)")
@@ -425,14 +430,8 @@ def main() -> None:
 def _before_the_last_order(pop: Population) -> str:
     """What any contender could see a week ahead: the slow decliners' orders in the 3 weeks up to
     7 days before their last order, against their usual week (the 8 weeks before those)."""
-    shares = []
-    for i, kind in enumerate(pop.kind):
-        last = int(pop.last_order[i])
-        if kind != "decline" or last < 84:
-            continue
-        recent = pop.orders[i, last - 27 : last - 6].sum() / 3
-        usual = pop.orders[i, last - 83 : last - 27].sum() / 8
-        shares.append(recent / usual if usual > 0 else 1.0)
+    decliners = [i for i, kind in enumerate(pop.kind) if kind == "decline" and pop.last_order[i] >= 84]
+    shares = [_share_before(pop, i) for i in decliners]
     if not shares:
         return "slow decliners: none"
     low = sum(1 for x in shares if x < 0.7)
@@ -441,6 +440,35 @@ def _before_the_last_order(pop: Population) -> str:
         f" {statistics.median(shares):.0%} of their usual weekly orders; {low} of {len(shares)} had fallen"
         " below 70 % (a week's warning for the others can only come by chance)"
     )
+
+
+def _by_rhythm(pop: Population, result: Result) -> str:
+    """The slow decliners' warning per rhythm: what fell visibly a week before the last order
+    (as `_before_the_last_order` measures it) and what the contender made of it."""
+    parts = []
+    for rhythm in ("daily", "weekly"):
+        ids = [i for i, k in enumerate(pop.kind) if k == "decline" and pop.rhythm[i] == rhythm]
+        if not ids:
+            continue
+        fell = sum(1 for i in ids if _share_before(pop, i) < 0.7)
+        warned = [result.warned[i] for i in ids if i in result.warned]
+        early = sum(1 for w in warned if w >= TARGET_WARNING)
+        parts.append(
+            f"{rhythm} {len(ids)}: {fell} had fallen below 70 % a week before; {len(warned)} in the final"
+            f" top 50, median warning {_median(warned)}, {early} flagged >= {TARGET_WARNING:g} d before"
+        )
+    return f"{result.label}, slow decliners by rhythm: " + "; ".join(parts)
+
+
+def _share_before(pop: Population, i: int) -> float:
+    """Account i's orders in the 3 weeks up to 7 days before its last order against its usual
+    week (the 8 weeks before those); 1 when that history is not there."""
+    last = int(pop.last_order[i])
+    if last < 84:
+        return 1.0
+    recent = pop.orders[i, last - 27 : last - 6].sum() / 3
+    usual = pop.orders[i, last - 83 : last - 27].sum() / 8
+    return float(recent / usual) if usual > 0 else 1.0
 
 
 def _share(values: list[float], total: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 
 from stoic.signals import Account, ChurnRisk
 
@@ -105,3 +106,49 @@ def _poisson(rng: random.Random, mean: float) -> int:
         if p <= limit:
             return k
     return k
+
+
+def test_one_order_after_three_silent_weeks_does_not_clear_a_daily_buyer() -> None:
+    # A daily buyer that orders on most weekdays, from 1 to 9 at a time (its amounts swing
+    # widely, so a silent day says little about them); its orders stop for three weeks, then it
+    # places a single order. That order refutes a stop, not a fall: it stays on the list.
+    churn = orders_churn()
+    steady_peers(churn, range(25 * 7))
+    rng = random.Random(2)
+
+    def buys(day: int) -> None:
+        if day % 7 < 5 and rng.random() < 0.9:
+            at = MONDAY + day * DAY + 10 * 3600.0
+            churn.observe("daily", "orders", rng.choice((1, 1, 2, 2, 3, 4, 6, 9)), at=at)
+
+    for day in range(16 * 7):
+        buys(day)
+    lone = 19 * 7  # a Monday, after three weeks without orders
+    churn.observe("daily", "orders", 1, at=MONDAY + lone * DAY + 10 * 3600.0)
+    for day in range(lone + 1, lone + 8):  # the week after that one order, with no other
+        risk = churn.assess("daily", at=MONDAY + day * DAY + 12 * 3600.0)
+        assert risk is not None and risk.score >= churn.alert_at, (day, risk)
+        assert risk.kind == "silent", (day, risk)
+        why = next(iter(risk.reasons))
+        said = r"no orders for 2\d days until .+, then on 1 day only; it is usually active every day"
+        assert re.fullmatch(said, why), why
+    # it orders as it used to again: a week of that takes the evidence back
+    for day in range(lone + 8, lone + 15):
+        buys(day)
+    back = churn.assess("daily", at=MONDAY + (lone + 15) * DAY + 12 * 3600.0)
+    assert back is not None and back.score < churn.alert_at, back
+    assert not any(" until " in reason for reason in back.reasons), back
+
+
+def test_a_pause_followed_by_more_orders_than_usual_is_taken_back() -> None:
+    # A hotel orders about 3 a day, every day; it shuts for twelve days, then orders 7 a day for
+    # three days. Three active days alone would not outweigh the pause, but what it orders since
+    # is plainly its usual level or more: the pause no longer counts.
+    churn = orders_churn()
+    steady_peers(churn, range(12 * 7))
+    every_day = (0, 1, 2, 3, 4, 5, 6)
+    feed_daily(churn, "hotel", range(9 * 7), 3.0, seed=4, weekdays=every_day)
+    feed_daily(churn, "hotel", range(9 * 7 + 12, 9 * 7 + 15), 7.0, seed=5, weekdays=every_day)
+    risk = churn.assess("hotel", at=MONDAY + (9 * 7 + 15) * DAY + 12 * 3600.0)
+    assert risk is not None and risk.score < churn.alert_at, risk
+    assert not any(" until " in reason for reason in risk.reasons), risk

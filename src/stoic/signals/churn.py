@@ -4,19 +4,23 @@ Three kinds of signal, each declared by the caller:
 
 - **activity** (orders, logins, sessions, plays): counted per day and compared with the account's
   own usual level and rhythm. A silence is judged against the gaps the account usually leaves (a
-  weekly buyer is not missed on Tuesday, a monthly one not mid-month); a decline by a one-sided
+  weekly buyer is not missed on Tuesday, a monthly one not mid-month), and one that ended lately
+  still counts as evidence of a fall until the activity since takes it back; a decline by a one-sided
   CUSUM of its days against its own usual level, with its own week-to-week swing as the noise,
   so a steady fade gathers evidence week after week. Both are discounted by what its peers
   (same segment) did over the same days, so a holiday or a seasonal dip that hits everyone is not
   churn.
-- **problems** (errors, failed starts, failed logins, rebuffering, slow pages): weighted by
-  recency (they halve every `half_life`), judged against the account's own usual problem level.
+- **problems** (errors, failed starts, failed logins, rebuffering, slow pages): judged against
+  the account's own usual problem level. Alone they are a watch item, weighted by recency (they
+  halve every `half_life`); a bad experience within the last 4 weeks also makes a fall in the
+  same account's activity weigh more, since it gives the customer a reason to leave.
 - **own errors** (a client-error class such as bad credentials): shown, never scored as risk.
 
 Each view gives a p-value, read as decades of surprise. The score is in [0, 1): how sure the
 strongest activity view is that something is wrong (its p-value times the number of views;
-nothing for what happens one time in ten, half at one in a thousand), combined with the problems
-as `1 - (1 - activity) * (1 - problems)`. Every score carries its reasons
+nothing for what happens one time in ten, half at one in a thousand; its odds up to tripled by
+a bad experience in the last 4 weeks), combined with the recent problems (at most 0.25) as
+`1 - (1 - activity) * (1 - problems)`. Every score carries its reasons
 as sentences and a next step. Memory is bounded: a fixed ring of days per account and signal, and
 at most `max_accounts` accounts.
 """
@@ -63,7 +67,18 @@ TRUST_GAPS = 20  # gaps it takes to trust half of an account's apparent regulari
 MIN_EXPECTED = 3.0  # fewer expected events than this say nothing about a decline (silence still does)
 MIN_ACTIVE_DAYS = 2.0  # a decline window must usually hold at least this many active days
 MIN_DROP = 0.2  # a smaller fall is ordinary ebb and flow, however sure
-PROBLEM_WEIGHT = 0.8  # bad experiences alone rank below a customer who has surely stopped buying
+# Bad experiences alone are a watch item: they weigh at most what a fall in activity seen one time
+# in a hundred does, so an account that had a bad day but buys as usual ranks below one whose
+# orders are surely fading. They make the same account's activity evidence weigh more instead:
+# sure ones multiply the odds that a fall in its activity means it is leaving by PROBLEM_ODDS.
+PROBLEM_WEIGHT = 0.25
+PROBLEM_ODDS = 3.0
+# A bad experience stays a reason to leave for 4 weeks, long enough for a fall in activity it
+# caused to show (a week of it is the least the decline view speaks on).
+MEMORY_DAYS = 28
+# What each active day after a silence takes back from it, in decades: an account fallen to half
+# (the steeper fall looked for) is half as likely to be active on a day.
+RENEWAL = math.log10(1.0 / min(DECLINE_RATIOS))
 ORDINARY = 1.0  # decades of evidence that are ordinary (one in ten): a weekend, a slow week
 SURE = 2.0  # decades of evidence beyond the ordinary (p = 0.001) that count as "half sure"
 QUIET = 0.1  # below this score an account with own errors is listed with them, not as a churn risk
@@ -283,6 +298,17 @@ class _Peers:
         if b < a:
             return 0.0
         return self.prefix[b - self.first + 1] - self.prefix[a - self.first]
+
+
+@dataclass(frozen=True, slots=True)
+class _Trouble:
+    """One problem an account had more of than usual: its sentence, how sure a bad experience
+    lately is (for the watch list) and how sure one within MEMORY_DAYS is (it weighs the
+    account's activity evidence)."""
+
+    text: str
+    watch: float
+    remembered: float
 
 
 # ---- the model --------------------------------------------------------------------------------
@@ -506,13 +532,27 @@ class ChurnRisk:
         # the strongest p-value counts, times the number of views that could have spoken.
         views = 2 * len(ledger.activity)
         strongest = max((d for d, _, _ in seen), default=0.0)
-        activity_risk = _sure(strongest - math.log10(views)) if seen else 0.0
+        # A bad experience makes a fall in the same account's activity more alarming (the customer
+        # has a reason to leave): as sure as the problems are, up to PROBLEM_ODDS times the odds
+        # that its activity evidence means churn. What is ordinary stays ordinary, so an account
+        # that had a bad day and buys as usual is judged by its problems alone (PROBLEM_WEIGHT).
+        troubles = self._problems(ledger, now, today)
+        remembered = 1.0 - math.prod(1.0 - t.remembered for t in troubles)
+        odds = 1.0 + (PROBLEM_ODDS - 1.0) * remembered
+        alone = _sure(strongest - math.log10(views)) if seen else 0.0
+        activity_risk = _sure(strongest - math.log10(views), odds) if seen else 0.0
         found = [(_sure(d), text, kind) for d, text, kind in seen]  # each reason's own confidence
-        problem_risk, problem_reasons = self._problems(ledger, now, today)
+        problem_risk = PROBLEM_WEIGHT * (1.0 - math.prod(1.0 - t.watch for t in troubles))
         own_reasons = self._own(ledger, today)
         score = 1.0 - (1.0 - activity_risk) * (1.0 - problem_risk)
         scored = [(risk, text) for risk, text, _ in found if risk > 0.0]
-        scored += [(risk, text) for text, risk in problem_reasons]
+        # a problem's part: its own weight on the watch list, and its share of what it added to
+        # the activity evidence
+        total = sum(t.remembered for t in troubles)
+        for t in troubles:
+            part = PROBLEM_WEIGHT * t.watch + (activity_risk - alone) * t.remembered / max(total, 1e-9)
+            if part > 0.0:
+                scored.append((part, t.text))
         reasons = {text: risk for risk, text in sorted(scored, reverse=True)}
         kind = "steady"
         if scored:
@@ -578,47 +618,73 @@ class ChurnRisk:
         last = ledger.last_active.get(signal)
         if last is None:
             return None
-        silent = today - last  # whole days since the last active one (0: active today)
-        if silent <= 0:
-            return None
-        active = [first + i for i, v in enumerate(own) if v > 0 and first + i < last]
-        gaps = [b - a for a, b in itertools.pairwise([*active, last])]
+        ends = [*(first + i for i, v in enumerate(own) if v > 0 and first + i < last), last]
+        gaps = [b - a for a, b in itertools.pairwise(ends)]  # gaps[k] ends on ends[k + 1]
         if len(gaps) < 2:
             return None
-        # Days count as silent only as far as the peers were busy: a shutdown week counts nothing.
+        best: tuple[float, str, str] | None = None
+        silent = today - last  # whole days since the last active one (0: active today)
+        if silent > 0:
+            effective, factor = self._effective(silent, today, peers, own_total)
+            decades = _gap_decades(gaps, effective)
+            if decades > 0.0:
+                text = f"no {signal} for {silent} days; {_rhythm(gaps)}"
+                if factor < 0.8:
+                    text += f" (its peers were {1 - factor:.0%} quieter too, which is discounted)"
+                best = (decades, text, "silent")
+        # A silence that ended lately still counts, as evidence of a fall to half its activity
+        # (the steeper fall looked for), less what the activity since takes back. Its end refutes
+        # a stop, not a fall: an account at half its activity is half as likely to be active on
+        # any day, so a silent day is worth log((1 - q / 2) / (1 - q)) against its usual share q
+        # of active days, and each active day since takes back log 2 (RENEWAL decades). One
+        # order after a long silence takes back one day's worth; its ordinary days, all of it.
+        # Each silence is judged against the gaps it left before it, and never as more surprising
+        # than they make it (the less alarmed view wins). Every silence that ended over the last
+        # 8 weeks is a look of its own: the strongest counts, less one per look, as a rare gap
+        # now and then is no fall.
+        ratio = min(DECLINE_RATIOS)
+        ended_lately = [g for g, e in zip(gaps, ends[1:], strict=True) if e >= today - BASELINE_DAYS]
+        looks = math.log10(max(sum(1 for g in ended_lately if g >= 2), 1))  # a gap of 1 is no silence
+        for k in range(len(gaps) - 1, 1, -1):
+            ended = ends[k + 1]
+            if ended < today - BASELINE_DAYS:
+                break
+            since = len(ends) - (k + 1)  # active days from the one that ended it on
+            floor = (best[0] if best is not None else ORDINARY) + since * RENEWAL + looks
+            before = gaps[:k]
+            share = len(before) / (sum(before) + 1.0)  # active days per day (a miss is possible)
+            effective, factor = self._effective(gaps[k], ended, peers, own_total)
+            fall = (effective - 1.0) * math.log10((1.0 - ratio * share) / (1.0 - share))
+            as_long = sum(1 for g in before if g >= effective)
+            if fall <= floor or (as_long and (as_long + 0.5) / (len(before) + 1.0) > 10.0**-floor):
+                continue  # an ordinary gap for it, or too short to outweigh the activity since
+            decades = min(_gap_decades(before, effective), fall)
+            if decades <= floor:
+                continue
+            # Its amounts since may refute the fall better than its active days do (an account
+            # that came back ordering twice its usual is not at half of it): the stronger counts.
+            # A pause, then its usual level, explains the silence as well as a fall does: once the
+            # activity since favours that beyond the ordinary, the silence is taken back whole.
+            back = max(since * RENEWAL, _amounts_back(own, first, ledger.first_day, ends[k], ended, ratio))
+            if back >= ORDINARY or decades - back - looks <= (best[0] if best is not None else ORDINARY):
+                continue
+            days, until = ("day" if since == 1 else "days"), self._ago(ended, today)
+            text = f"no {signal} for {gaps[k]} days until {until}, then on {since} {days} only"
+            text += f"; {_rhythm(before)}"  # its rhythm before that silence
+            if factor < 0.8:
+                text += f" (its peers were {1 - factor:.0%} quieter too, which is discounted)"
+            best = (decades - back - looks, text, "silent")
+        return best
+
+    def _effective(
+        self, silent: int, day: int, peers: _Peers, own_total: Callable[[int, int], float]
+    ) -> tuple[float, float]:
+        """`silent` whole days without activity up to `day` as the silence they stand for, and how
+        busy the peers were over them (1: as usual). Days count as silent only as far as the peers
+        were busy: a shutdown week counts nothing."""
         span = min(silent - 1, BASELINE_DAYS)
-        factor = _peer_factor(peers, own_total, today - span, today - 1) if span > 0 else 1.0
-        effective = (silent - 1 - span) + span * factor + 1.0
-        # Two views of its gaps, and the less alarmed one wins. Seen: the share of the gaps it
-        # left that were at least this long (a weekly buyer on Tuesday is within its rhythm).
-        # Fitted: a renewal process whose gaps follow a gamma law with the gaps' mean and
-        # spread: a regular buyer (gaps alike) is missed sooner than an irregular one, whose
-        # gaps are as random as a Poisson process's. Few gaps earn little trust: the shape is
-        # pulled towards 1 (no rhythm) and the mean gap taken one standard error longer.
-        n = len(gaps)
-        longer = sum(1 for g in gaps if g >= effective)
-        seen_p = (longer + 0.5) / (n + 1.0) if longer else 0.0
-        # The law is fitted to the days skipped between two active days (a gap less one): a daily
-        # buyer's gaps of 1, 1, 3 look regular, but the days it skips come at random. Its mean is
-        # matched to the geometric law (the memoryless law of whole days), whose tail is longer
-        # than a continuous one's when days are skipped rarely. An account that has not skipped a
-        # day yet is taken to skip half a day per gap seen: a miss is possible, however rare.
-        skips = [g - 1 for g in gaps]
-        mean = sum(skips) / n
-        spread = sum((g - mean) ** 2 for g in skips) / (n - 1)
-        shape = min(max(mean * mean / max(spread, 1e-9), 1.0), MAX_REGULARITY) if mean > 0 else 1.0
-        shape = 1.0 + (shape - 1.0) * n / (n + TRUST_GAPS)
-        mean = max(mean, 0.5 / n) * (1.0 + 1.0 / math.sqrt(n * shape))
-        mean = 1.0 / math.log1p(1.0 / mean)
-        fitted_p = _gamma_survival(shape, shape * (effective - 1.0) / mean)
-        decades = -math.log10(min(max(seen_p, fitted_p, 1e-300), 1.0))
-        if decades <= 0.0:
-            return None
-        rhythm = _rhythm(gaps)
-        text = f"no {signal} for {silent} days; {rhythm}"
-        if factor < 0.8:
-            text += f" (its peers were {1 - factor:.0%} quieter too, which is discounted)"
-        return decades, text, "silent"
+        factor = _peer_factor(peers, own_total, day - span, day - 1) if span > 0 else 1.0
+        return (silent - 1 - span) + span * factor + 1.0, factor
 
     def _decline(
         self,
@@ -694,8 +760,11 @@ class ChurnRisk:
         return peers
 
     # ---- problems and own errors ---------------------------------------------------------------
-    def _problems(self, ledger: _Ledger, now: float, today: int) -> tuple[float, list[tuple[str, float]]]:
-        best, out = 0.0, []
+    def _problems(self, ledger: _Ledger, now: float, today: int) -> list[_Trouble]:
+        """Each problem the account had more of than it usually has, with two surenesses: of a
+        bad experience lately (by recency, for the watch list) and of one within MEMORY_DAYS
+        (a reason to leave that a later fall in activity may show)."""
+        out = []
         frac = (now + self.utc_offset * 3600.0) / DAY - today  # how far into today we are
         for signal, days in ledger.problems.items():
             recent = days.span(today - 13, today)
@@ -704,20 +773,24 @@ class ChurnRisk:
             weighted = sum(c * w for c, w in zip(recent, weights, strict=True))
             before = days.span(today - PROBLEM_DAYS + 1, today - 14)
             usual_rate = sum(before) / len(before)  # the account's own everyday level of this problem
-            expected = usual_rate * sum(weights) + 0.5
-            if weighted <= expected:
-                continue
-            decades = _normal_decades(2.0 * (math.sqrt(weighted) - math.sqrt(expected)))
-            # every bad experience counts a little: unlike a quiet week, it is never ordinary
-            risk = PROBLEM_WEIGHT * _sure(decades + ORDINARY)
             week = recent[-7:]
             count = sum(week)
-            if count < 1:
-                continue
-            since = today - 6 + next(i for i, c in enumerate(week) if c > 0)
-            out.append((f"{_count(count)} {_plural(signal, count)} since {self._when(since, today)}", risk))
-            best = 1.0 - (1.0 - best) * (1.0 - risk)
-        return best, out
+            watch = 0.0
+            if count >= 1:  # every bad experience counts a little: unlike a quiet week, it is never ordinary
+                watch = _sure(_excess_decades(weighted, usual_rate * sum(weights)) + ORDINARY)
+            month = sum(days.span(today - MEMORY_DAYS + 1, today))
+            earlier = days.span(today - PROBLEM_DAYS + 1, today - MEMORY_DAYS)
+            usual = sum(earlier) / len(earlier) * MEMORY_DAYS
+            # over a month a stray failure is ordinary: only a clear excess is a reason to leave
+            remembered = _sure(_excess_decades(month, usual))
+            if count >= 1:
+                since = today - 6 + next(i for i, c in enumerate(week) if c > 0)
+                text = f"{_count(count)} {_plural(signal, count)} since {self._when(since, today)}"
+            else:
+                text = f"{_count(month)} {_plural(signal, month)} in the last {MEMORY_DAYS // 7} weeks"
+            if watch > 0.0 or remembered > 0.0:
+                out.append(_Trouble(text, watch, remembered))
+        return out
 
     def _own(self, ledger: _Ledger, today: int) -> list[tuple[float, str]]:
         out = []
@@ -727,6 +800,9 @@ class ChurnRisk:
                 what = f"{_count(count)} {_plural(signal, count)} in 7 days from its own side (not counted)"
                 out.append((count, what))
         return out
+
+    def _ago(self, day: int, today: int) -> str:
+        return "today" if day == today else "yesterday" if day == today - 1 else f"{today - day} days ago"
 
     def _when(self, day: int, today: int) -> str:
         if day == today:
@@ -868,6 +944,50 @@ def _variance(values: Sequence[float], mean: float) -> float:
     return max(math.fsum(v * v for v in values) - len(values) * mean * mean, 0.0) / (len(values) - 1)
 
 
+def _amounts_back(own: list[float], first: int, born: int, began: int, ended: int, ratio: float) -> float:
+    """Decades of evidence against a fall to `ratio` of its usual amounts in what an account did
+    from day `ended` (the end of a silence) to yesterday: each day the quasi-Poisson
+    log-likelihood ratio of its amount, against its usual day over the 8 weeks up to day `began`
+    (the last active day before the silence) and that time's week-to-week swing. `own` holds its
+    complete days from day `first`; the account was first seen on day `born`."""
+    start = max(began - BASELINE_DAYS + 1, born, first) - first
+    usual_days = own[start : began - first + 1]
+    usual = sum(usual_days) / len(usual_days)
+    since = own[ended - first :]
+    if usual <= 0.0 or not since:
+        return 0.0
+    evidence = len(since) * usual * (1.0 - ratio) + sum(since) * math.log(ratio)
+    return max(-evidence / _dispersion(usual_days), 0.0) / math.log(10.0)
+
+
+def _gap_decades(gaps: list[int], effective: float) -> float:
+    """Decades of surprise at a silence of `effective` days (see `ChurnRisk._effective`) for an
+    account that left `gaps` between its active days before."""
+    # Two views of its gaps, and the less alarmed one wins. Seen: the share of the gaps it
+    # left that were at least this long (a weekly buyer on Tuesday is within its rhythm).
+    # Fitted: a renewal process whose gaps follow a gamma law with the gaps' mean and
+    # spread: a regular buyer (gaps alike) is missed sooner than an irregular one, whose
+    # gaps are as random as a Poisson process's. Few gaps earn little trust: the shape is
+    # pulled towards 1 (no rhythm) and the mean gap taken one standard error longer.
+    n = len(gaps)
+    longer = sum(1 for g in gaps if g >= effective)
+    seen_p = (longer + 0.5) / (n + 1.0) if longer else 0.0
+    # The law is fitted to the days skipped between two active days (a gap less one): a daily
+    # buyer's gaps of 1, 1, 3 look regular, but the days it skips come at random. Its mean is
+    # matched to the geometric law (the memoryless law of whole days), whose tail is longer
+    # than a continuous one's when days are skipped rarely. An account that has not skipped a
+    # day yet is taken to skip half a day per gap seen: a miss is possible, however rare.
+    skips = [g - 1 for g in gaps]
+    mean = sum(skips) / n
+    spread = sum((g - mean) ** 2 for g in skips) / (n - 1)
+    shape = min(max(mean * mean / max(spread, 1e-9), 1.0), MAX_REGULARITY) if mean > 0 else 1.0
+    shape = 1.0 + (shape - 1.0) * n / (n + TRUST_GAPS)
+    mean = max(mean, 0.5 / n) * (1.0 + 1.0 / math.sqrt(n * shape))
+    mean = 1.0 / math.log1p(1.0 / mean)
+    fitted_p = _gamma_survival(shape, shape * (effective - 1.0) / mean)
+    return -math.log10(min(max(seen_p, fitted_p, 1e-300), 1.0))
+
+
 def _gamma_survival(a: float, x: float) -> float:
     """P(X >= x) for X ~ Gamma(shape a, scale 1): the regularised upper incomplete gamma."""
     if x <= 0.0:
@@ -901,16 +1021,26 @@ def _gamma_survival(a: float, x: float) -> float:
     return math.exp(log_front) * h
 
 
+def _excess_decades(seen: float, usual: float) -> float:
+    """Decades of surprise at `seen` problems where `usual` were expected (Poisson, by the
+    square-root transform; half a problem is always expected, so a first one is no certainty)."""
+    expected = usual + 0.5
+    if seen <= expected:
+        return 0.0
+    return _normal_decades(2.0 * (math.sqrt(seen) - math.sqrt(expected)))
+
+
 def _normal_decades(z: float) -> float:
     """-log10 of the normal upper tail beyond z (decades of surprise), finite for any z."""
     z = min(z, 37.0)
     return -math.log10(max(0.5 * math.erfc(z / math.sqrt(2.0)), 1e-300))
 
 
-def _sure(decades: float) -> float:
+def _sure(decades: float, odds: float = 1.0) -> float:
     """Decades of evidence as a confidence in [0, 1): nothing up to ORDINARY decades, half at
-    SURE decades more, never saturating."""
-    beyond = max(decades - ORDINARY, 0.0)
+    SURE decades more, never saturating. Its odds grow in proportion to the decades beyond the
+    ordinary; `odds` multiplies them (what else is known about the account)."""
+    beyond = odds * max(decades - ORDINARY, 0.0)
     return beyond / (beyond + SURE)
 
 
