@@ -206,6 +206,9 @@ def test_configure_keeps_the_live_limit_within_the_new_bounds(clock: ManualClock
     ({"backoff": 1.0}, "AdaptiveBulkhead.backoff must be in (0.0, 1.0), got 1.0"),
     ({"slow": -1}, "AdaptiveBulkhead.slow must be in (0.0, 3600.0], got -1"),
     ({"probe_every": -1}, "AdaptiveBulkhead.probe_every must be in [0, 1000000], got -1"),
+    ({"window": -0.001}, "AdaptiveBulkhead.window must be in [0.0, 1.0], got -0.001"),
+    ({"window": 2}, "AdaptiveBulkhead.window must be in [0.0, 1.0], got 2"),
+    ({"window": "5ms"}, "AdaptiveBulkhead.window must be a number, got '5ms'"),
     ({"initial": "10"}, "AdaptiveBulkhead.initial must be an integer, got '10'"),
 ])
 def test_bad_settings_name_the_field(fields: dict[str, Any], message: str) -> None:

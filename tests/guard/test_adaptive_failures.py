@@ -128,11 +128,14 @@ def test_fast_503s_bring_the_limit_under_the_capacity_and_it_recovers_after_a_sc
                 squeezed = dep.snapshot()["limit"]["current"]
 
                 await client.post("/scale", params={"capacity": 1000})  # the service scaled out
+                # the limit follows it up, by half again or to all 24 callers: it grows only as far
+                # as the concurrency it measured plus queue room, so 24 callers may cap it below 1.5x
+                wanted = min(1.5 * squeezed, 24)
                 for _ in range(25):
                     await load(client, callers=24, calls_each=10)
-                    if dep.snapshot()["limit"]["current"] >= 1.5 * squeezed:
+                    if dep.snapshot()["limit"]["current"] >= wanted:
                         break
-                assert dep.snapshot()["limit"]["current"] >= 1.5 * squeezed  # the limit followed it up
+                assert dep.snapshot()["limit"]["current"] >= wanted, squeezed
 
     asyncio.run(scenario())
 

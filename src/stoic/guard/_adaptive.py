@@ -1,7 +1,10 @@
 """An adaptive concurrency limit: the bulkhead's size follows the latency and the failures its
 calls measure.
 
-Finished calls are gathered in batches of `AdaptiveBulkhead.samples`; at the end of each batch
+Finished calls are gathered in windows (Netflix concurrency-limits' `WindowedLimit`): a window
+ends once it holds `AdaptiveBulkhead.samples` answers and has lasted `AdaptiveBulkhead.window`
+seconds, since a queue takes time to build and deciding more often only measures the same queue
+again. At the end of each window
 one of two rules (gradient or AIMD, see `AdaptiveBulkhead`) picks the next limit, and the
 bulkhead's permits are resized in place (`Permits.resize`: a smaller limit takes permits back as
 the calls in flight return them). Only finished calls feed it: an answer is appended to a log
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 
 from ._permits import Permits
@@ -43,18 +47,21 @@ class Limiter:
     An answered call costs three ints added to a list in one `+=` (atomic under the GIL: no lock,
     nothing lost or counted twice when threads finish at once, and an answer's three ints stay
     together). Once enough answers are there for a batch to possibly end, the caller that sees it
-    takes the lock, takes them out in order and runs the rules, exactly as if each call had been
-    counted as it finished. The call paths of `Dependency` inline `answered` (a frame per call
+    compares its end with the window's earliest end (`reached`): too early, the next check is a
+    batch of answers later, without the lock; else it takes the lock, takes them out in order and
+    runs the rules, exactly as if each call had been counted as it finished and the window checked
+    at those same answers. The call paths of `Dependency` inline `answered` (a frame per call
     is most of its cost); `test_decorator_twin` and `test_adaptive_batches` hold them to it."""
 
     __slots__ = ("_answered", "_answered_inflight", "_apply", "_batch", "_countdown", "_failed",
-                 "_failed_inflight", "_inflight", "_lock", "_low_failed", "_low_n", "_low_ns", "_probing",
-                 "_slow", "_sum_ns", "_taken", "_timed_out", "baseline_ns", "due", "estimate", "limit", "log",
-                 "permits", "policy", "probes", "slow_ns", "usual_failures")
+                 "_failed_inflight", "_inflight", "_lock", "_low_failed", "_low_n", "_low_ns", "_now",
+                 "_probing", "_slow", "_sum_ns", "_taken", "_timed_out", "baseline_ns", "due", "estimate",
+                 "limit", "log", "not_before", "permits", "policy", "probes", "slow_ns", "usual_failures")
 
     def __init__(self, policy: AdaptiveBulkhead, permits: Permits, slow_ns: int,
-                 apply: Callable[[int], None]) -> None:
+                 apply: Callable[[int], None], now_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self._lock = threading.Lock()
+        self._now = now_ns  # the dependency's clock: the same as the `end` its calls pass to `reached`
         self.permits = permits
         self._apply = apply  # tells the dependency's state the new limit (for snapshots and refusals)
         self.baseline_ns = 0  # the dependency's latency when not loaded; 0 until the first batch
@@ -70,6 +77,10 @@ class Limiter:
         # answers not yet counted, three ints each: latency ns, calls in flight, the limit then
         self.log: list[int] = []
         self._taken = 0  # finished calls counted so far
+        # The clock reading before which the open window may not end on its answers alone; 0 while
+        # the time rule is lifted: in a probe (short by design) and once the window holds a failure
+        # or a timeout (news of trouble is acted on as soon as the counts allow).
+        self.not_before = now_ns() + self._span_ns()
         self._reset_batch()
         self.due = _WIDTH * self._still_needed()  # the log's length at which a batch may end
 
@@ -90,7 +101,7 @@ class Limiter:
     def follow(self, policy: AdaptiveBulkhead, slow_ns: int) -> int:
         """New settings (from `configure()`): the live limit stays, moved inside the new bounds."""
         with self._lock:
-            self._drain()  # the calls that finished before the change count under the old settings
+            self._drain(None)  # the calls that finished before the change count under the old settings
             self.policy = policy
             self.slow_ns = slow_ns
             if self._probing is not None:
@@ -99,6 +110,9 @@ class Limiter:
             self.estimate = min(max(self.estimate, policy.min_limit), policy.max_limit)
             self.limit = int(self.estimate)
             self.due = _WIDTH * self._still_needed()
+            # the open window's earliest end follows the new `window` (no time rule on a drop or a probe)
+            timed = self._probing is None and not self._failed and not self._timed_out
+            self.not_before = self._now() + self._span_ns() if timed else 0
             return self.limit
 
     def answered(self, latency_ns: int, inflight: int) -> None:
@@ -106,39 +120,66 @@ class Limiter:
         ended (itself included). Lock-free: one `+=` of three ints to a list, which is atomic."""
         log = self.log
         log += (latency_ns, inflight, self.limit)
-        if len(log) >= self.due:  # a batch may end here: only now is the lock worth taking
+        if len(log) >= self.due:  # a batch may end here: only now is the clock worth reading
+            self.reached(self._now())
+
+    def reached(self, now: int) -> None:
+        """The log reached `due` at clock reading `now` (the call's end): the window ends if its
+        time has come, else the next check is one batch of answers later, without the lock (a
+        plain store: a racing caller's store is as good, and a late check only widens the window)."""
+        if now < self.not_before:
+            self.due = len(self.log) + _WIDTH * self.policy.samples
+        else:
             self.drain()
 
     def drain(self) -> None:
-        """Count the answers logged so far, ending the batch if they complete it: what `answered`
-        does once its answer may complete a batch."""
+        """Count the answers logged so far, ending the window if they complete it and its time has
+        come: what `reached` does once the window may end."""
         lock = self._lock
-        lock.acquire()  # (cheaper than `with`, and this runs once per batch)
+        lock.acquire()  # (cheaper than `with`, and this runs once per window)
         try:
             log = self.log
             end = len(log)  # the answers there now; those that come meanwhile wait for the next drain
             samples = self.policy.samples
-            if end != _WIDTH * samples or self._answered or self._failed or self._probing is not None:
-                self._drain()  # anything but one whole ordinary batch, counted answer by answer
+            now = self._now()
+            if end < _WIDTH * samples or self._answered or self._failed or self._probing is not None:
+                self._drain(now)  # anything but one whole ordinary window, counted answer by answer
                 return
-            # The usual case: the log holds one whole batch, from its first answer to its last.
+            if now < self.not_before:  # another caller ended the window meanwhile: a new one is open
+                self.due = end + _WIDTH * samples
+                return
+            # The usual case: the log holds one whole window, from its first answer to its last.
             # Its figures go to the rules straight from the log; the counts stay at zero, as they
-            # would be once the batch ended.
+            # would be once the window ended.
             latencies, inflights = log[0:end:_WIDTH], log[1:end:_WIDTH]
             del log[:end]  # (only answers came meanwhile, at the end: what was read is what goes)
-            self._taken += samples
+            answered = end // _WIDTH
+            self._taken += answered
             sum_ns = sum(latencies)
-            inflights.sort()  # (a sort of a few small ints costs less than max(), which parses keywords)
             slow_ns = self.slow_ns
             # none is slow when even their sum is not (latencies are never negative)
             slow = 0 < slow_ns <= sum_ns and slow_ns <= max(latencies)
             # no failure, so no refusal: the answers' calls in flight summed are not read (0)
-            self._rules(0.0, samples, sum_ns, 0, inflights[-1], False, slow)
+            self._rules(0.0, answered, sum_ns, 0, max(inflights), False, slow)
             if int(self.estimate) != self.limit:  # (the limit is always within the bounds)
                 self._move_to(self.estimate)
-            self.due = _WIDTH * (samples if self._probing is None else self._still_needed())
+            self._open_window(now)
         finally:
             lock.release()
+
+    def _span_ns(self) -> int:
+        """The shortest a window lasts (see `AdaptiveBulkhead.window`)."""
+        return int(self.policy.window * 1e9)
+
+    def _open_window(self, now: int) -> None:
+        """A window ended at `now`: the next may end on its answers alone once its span has passed
+        (a probe ends on its counts)."""
+        if self._probing is None:
+            self.not_before = now + self._span_ns()
+            self.due = _WIDTH * self.policy.samples
+        else:
+            self.not_before = 0
+            self.due = _WIDTH * self._still_needed()
 
     def sample(self, latency_ns: int, inflight: int, dropped: bool, failed: bool = False) -> None:
         """One finished call: its latency, the calls in flight when it ended (itself included),
@@ -149,15 +190,19 @@ class Limiter:
             self.answered(latency_ns, inflight)
             return
         with self._lock:
-            self._drain()
+            self._drain(None)
             self._taken += 1
+            self.not_before = 0  # news of trouble: the window ends as soon as its counts allow
             self._add_one(latency_ns, inflight, self.limit, dropped, failed)
-            self.due = _WIDTH * self._still_needed()
+            if not self._batch:
+                self._open_window(self._now())
+            else:
+                self.due = _WIDTH * self._still_needed()
 
     def taken(self) -> int:
         """How many finished calls the limit has counted (those not yet drained are counted first)."""
         with self._lock:
-            self._drain()
+            self._drain(None)
             return self._taken
 
     def _still_needed(self) -> int:
@@ -172,25 +217,31 @@ class Limiter:
                          math.ceil(samples + self._probing + 1 - self._answered))
         return max(1, needed)
 
-    def _drain(self) -> None:
-        """Count the answers waiting in the log, in order, ending batches where they end. Called
-        with the lock held."""
+    def _drain(self, now: int | None) -> None:
+        """Count the answers waiting in the log, in order, ending windows where they end. An
+        ordinary window under the time rule takes every answer logged and ends only when `now`
+        (the clock at a check of `reached`) is given and past its earliest end; with None (a drop
+        or a reading of the counts) its answers are only counted. Called with the lock held."""
         log = self.log
         end = len(log)  # the answers there now; those that come meanwhile wait for the next drain
         if not end:
             return
         count = end // _WIDTH
         self._taken += count
+        timed = False
         done = 0
         while done < count:  # bounded: every round counts at least one answer
             if self._probing is not None:  # a probe batch: one by one (it counts the calls within its limit)
                 i = _WIDTH * done
                 self._add_one(log[i], log[i + 1], log[i + 2], False, False)
                 done += 1
+                if not self._batch:
+                    self._open_window(self._now() if now is None else now)
                 continue
             # an ordinary batch: up to its end, summed by builtins (no bytecode per answer)
+            timed = self.not_before > 0  # (the window holds no drop and is not a probe)
             take = self.policy.samples - self._answered  # (min and max cost more than the rest here)
-            if take > count - done:
+            if timed or take > count - done:  # a timed window takes them all
                 take = count - done
             elif take < 1:  # `follow` made the batch smaller than what it has: it ends now
                 take = 1
@@ -213,14 +264,27 @@ class Limiter:
             if 0 < self.slow_ns <= batch_ns and self.slow_ns <= max(latencies):
                 self._slow = True
             samples = self.policy.samples
-            if self._answered >= samples or self._failed >= samples * _FAILURES_PER_SAMPLE:
+            if timed:
+                if now is not None and self._answered >= samples and now >= self.not_before:
+                    self._decide()
+                    self._open_window(now)
+            elif self._answered >= samples or self._failed >= samples * _FAILURES_PER_SAMPLE:
                 self._decide()
+                self._open_window(self._now() if now is None else now)
+        timed = self.not_before > 0
         # Only answers came meanwhile, added at the end: what was read is what goes (one list
         # operation, atomic).
         del log[:end]
-        # the fewest answers after which the batch may end (the usual case of `_still_needed`, inlined)
-        usual = self._probing is None and not self._failed
-        self.due = _WIDTH * (self.policy.samples - self._answered if usual else self._still_needed())
+        if self._batch == 0:
+            return  # `_open_window` set `due`
+        if timed:
+            if now is None:  # the next check stays where it was, the drained answers now counted
+                self.due = max(_WIDTH, self.due - end)
+            else:  # a check too early, or a window not full: one batch of answers later, at most
+                samples = self.policy.samples
+                self.due = _WIDTH * (samples - self._answered if self._answered < samples else samples)
+        else:
+            self.due = _WIDTH * self._still_needed()
 
     def _add_one(self, latency_ns: int, inflight: int, limit: int, dropped: bool, failed: bool) -> None:
         """Count one finished call, ending the batch if it completes it."""

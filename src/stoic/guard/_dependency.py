@@ -168,7 +168,7 @@ class Dependency:
         self._limiter: Limiter | None = None
         if isinstance(settings.bulkhead, AdaptiveBulkhead):
             self._limiter = Limiter(settings.bulkhead, cast(Permits, self._state.slots),
-                                    _limit_slow_ns(settings), self._limit_moved)
+                                    _limit_slow_ns(settings), self._limit_moved, clock.now_ns)
         self._take(settings)
         self.breaker = BreakerControl(self._state)
         if registry is not None:
@@ -285,7 +285,7 @@ class Dependency:
                 log = limiter.log
                 log += (latency_ns, slots.held - len(permits), limiter.limit)  # type: ignore[arg-type]
                 if len(log) >= limiter.due:
-                    limiter.drain()
+                    limiter.reached(end)
             window = state.window  # state.succeeded, inlined: a frame costs more than its steps
             if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                 state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
@@ -420,7 +420,7 @@ class Dependency:
                     log = limiter.log
                     log += (latency_ns, slots.held - len(permits), limiter.limit)  # type: ignore[arg-type]
                     if len(log) >= limiter.due:
-                        limiter.drain()
+                        limiter.reached(end)
                 window = state.window  # read per call: configure() may give it a new window
                 if end >= window.current_end or not 8 <= latency_ns < state.plain_below:
                     state.leave(end, _SUCCESS, latency_ns, ADMITTED)  # a new bucket, or slow
@@ -834,7 +834,7 @@ class Dependency:
                         log = limiter.log
                         log += (end - start, slots.held - len(permits), limiter.limit)  # type: ignore[arg-type]
                         if len(log) >= limiter.due:
-                            limiter.drain()
+                            limiter.reached(end)
                     state.succeeded(end, end - start)
             except asyncio.CancelledError:  # the race, as `_race` runs it
                 won = race[1] if race is not None and race[2] == EXPIRED else None
@@ -1060,7 +1060,7 @@ class Dependency:
             log = limiter.log
             log += (end - start, slots.held - len(permits), limiter.limit)  # type: ignore[arg-type]
             if len(log) >= limiter.due:
-                limiter.drain()
+                limiter.reached(end)
         state.succeeded(end, end - since)
         return value
 
