@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -28,6 +30,21 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN = "test-token-0123456789"
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
+    """Wait until the server `proc` started answers 200 on `url`/healthz; fail with its output if
+    it exits first, or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    for _ in range(int(seconds / 0.05) + 1):  # bounded in count as in time
+        assert proc.poll() is None, proc.communicate(timeout=5)
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer within {seconds:g} s")
 
 
 class Server:

@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from .conftest import TOKEN, free_port
+from .conftest import TOKEN, free_port, wait_healthy
 
 
 def _stoic(*args: str) -> list[str]:
@@ -29,16 +28,7 @@ def test_stoic_web_serves_this_process() -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, proc.communicate(timeout=5)
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "stoic web did not answer within 20 s"
-            time.sleep(0.1)
+        wait_healthy(url, proc)
         assert "EventSource" in httpx.get(f"{url}/static/dashboard.js").text
         assert "# TYPE stoic_breaker_state gauge" in httpx.get(f"{url}/metrics").text
         body = {"name": "cli-check", "dependencies": ["anything"]}

@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import TOKEN, free_port
+from .conftest import TOKEN, free_port, wait_healthy
 
 GUARD_TOML = """
 [dependencies.ratings]
@@ -47,16 +46,7 @@ def test_the_dashboard_serves_the_dependencies_of_the_file(tmp_path: Path) -> No
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        for _ in range(400):  # bounded: 20 s of 50 ms waits
-            assert proc.poll() is None, proc.communicate(timeout=5)
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "stoic web did not answer within 20 s"
-            time.sleep(0.05)
+        wait_healthy(url, proc)
         ratings = httpx.get(f"{url}/api/dependencies/ratings").json()
         assert ratings["owner"] == "catalogue" and ratings["timeout"] == 0.5
         assert ratings["limit"] == {"algorithm": "aimd", "current": 12, "min": 1, "max": 200}

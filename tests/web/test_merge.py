@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import pytest
 
 from stoic.web import HystrixMerge, merge_hystrix
 
-from .conftest import free_port
+from .conftest import free_port, wait_healthy
 
 # One service process: its own registry, `successes` calls to "ratings" (every process has it)
 # and, in the first process only, a dependency nobody else reports.
@@ -46,17 +45,6 @@ uvicorn.run(create_app(registry, scenarios=Catalog()), host="127.0.0.1", port=po
 """
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        assert proc.poll() is None, proc.communicate(timeout=5)
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        assert time.monotonic() < deadline, f"{url} did not answer within {seconds} s"
-        time.sleep(0.1)
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -81,7 +69,7 @@ def processes() -> Iterator[Callable[[list[str]], tuple[str, subprocess.Popen[by
         )
         started.append(proc)
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         return url, proc
 
     yield start
