@@ -501,9 +501,9 @@ class Detector:
                 for i in play:
                     d = drifts[i]
                     if d.ready:
-                        decades = d.decades(sign, floor)
-                        if decades < least:
-                            least = decades
+                        strayed = d.decades(sign, floor)  # (not `decades`: the point's own, above)
+                        if strayed < least:
+                            least = strayed
                 if least < math.inf:
                     drift = _score(least - _DRIFT_EXTRA)
         evidence = point if point > drift else drift
