@@ -47,6 +47,8 @@ FAMILY_NAMES = (
 # forgivable, so the false-alarm target is judged on every other family.
 NOISY_FAMILIES = ("bursty_counts", "random_walk")
 CLEAN_FAMILIES = tuple(f for f in FAMILY_NAMES if f not in NOISY_FAMILIES)
+# Families whose values are counts of events in a bucket (a team would declare them per_event=1).
+EVENT_FAMILIES = ("bursty_counts", "quiet_counts")
 
 # (days, bucket seconds, anomalies) per series index; the minutely series is added to some families.
 _PLAN = ((14, 300.0, 1), (21, 300.0, 2), (14, 300.0, 0), (14, 300.0, 3), (28, 300.0, 1), (14, 300.0, 2))

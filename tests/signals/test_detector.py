@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -162,6 +163,29 @@ def test_both_directions_alert_in_both() -> None:
     assert [i // 10 for i in _starts(_run(values, direction="up"))] == [160]
 
 
+def test_a_count_of_events_is_never_taken_for_less_noisy_than_independent_events() -> None:
+    # Ten orders a point, every point: as data, no noise at all, so five is far out. As a count of
+    # independent events it is not: five where ten are expected happens one time in twenty.
+    values = [10.0] * 120 + [5.0]
+    assert _run(values, direction="down", count=True)[-1].started
+    assert not _run(values, direction="down", per_event=1.0)[-1].started
+    # the same count as events per second: one event adds 1 / interval
+    assert not _run([v / 60.0 for v in values], direction="down", per_event=1.0 / 60.0)[-1].started
+
+
+def test_an_hour_of_silence_in_a_quiet_count_is_seen() -> None:
+    # One or two events a minute, then none for an hour: no minute alone is surprising (a zero
+    # comes every few minutes), the hour is.
+    rng = np.random.default_rng(7)
+    values = [float(rng.poisson(1.0 + 0.5 * math.sin(2 * math.pi * i / DAY))) for i in range(4 * DAY)]
+    silent = range(3 * DAY + 600, 3 * DAY + 660)
+    for i in silent:
+        values[i] = 0.0
+    detections = _run(values, direction="down", per_event=1.0)
+    assert any(detections[i].started for i in silent)
+    assert _starts(detections[DAY : 3 * DAY]) == []
+
+
 def test_gaps_are_no_data_not_zero_and_slots_follow_time() -> None:
     rng = random.Random(3)
     values: list[float | None] = [
@@ -262,6 +286,10 @@ def test_bad_settings_name_the_field() -> None:
         Detector(0)
     with pytest.raises(ValueError, match=r"^count: must be True or False"):
         Detector(count=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^per_event: must be > 0, got 0"):
+        Detector(per_event=0)
+    with pytest.raises(ValueError, match=r"^value: a count cannot be negative"):
+        Detector(per_event=1.0).step(-1.0, T0)  # counting events implies a count
 
 
 _values = st.one_of(
@@ -275,15 +303,16 @@ _values = st.one_of(
 @given(
     points=st.lists(st.tuples(_values, st.floats(min_value=0.0, max_value=7200.0)), min_size=1, max_size=400),
     direction=st.sampled_from(["down", "up", "both"]),
+    per_event=st.sampled_from([None, 1.0, 1e-3]),
 )
 def test_after_any_accepted_sequence_the_model_is_finite(
-    points: list[tuple[float | None, float]], direction: str
+    points: list[tuple[float | None, float]], direction: str, per_event: float | None
 ) -> None:
-    det = Detector(MINUTE, direction=direction, warmup=3, seasons=(3600.0, 6 * 3600.0))
+    det = Detector(MINUTE, direction=direction, warmup=3, seasons=(3600.0, 6 * 3600.0), per_event=per_event)
     at = T0
     for value, dt in points:
         at += dt
-        d = det.step(value, at)
+        d = det.step(value if per_event is None or value is None else abs(value), at)
         assert 0.0 <= d.score < 1.0
         for x in (d.expected, d.lower, d.upper, d.change):
             assert x is None or math.isfinite(x)
@@ -292,6 +321,10 @@ def test_after_any_accepted_sequence_the_model_is_finite(
     numbers += [x for d in det._drifts for x in (d.fast or 0.0, d.slow)]
     assert all(math.isfinite(x) for x in numbers)
     assert all(math.isfinite(x) for x in det._tail.window._sorted)
+    if det._stretch is not None:
+        stretch = det._stretch
+        numbers = [stretch.spread, stretch.carry, stretch.said, stretch.shift]
+        assert all(math.isfinite(x) for x in numbers + [x for p in stretch.points for x in p])
 
 
 def test_medians_kept_on_the_fly_equal_medians_taken_anew() -> None:

@@ -19,6 +19,11 @@ against its own history. The evidence is decades / (decades + 3): 0.5 at three d
 levels run the same judgement of points on means of six points, so a lasting change too small for
 any one point is seen in the mean of many (creeps are the finest level's to see).
 
+A metric declared as a count of events (`per_event`) is never taken to be less noisy than
+independent events are, and while a season is in play stretches of its points are judged together:
+their Poisson likelihood ratio against what the season expected before they began to stray, so two
+empty buckets where fifteen starts each are usual alert although neither would alone.
+
 The score is the news in the evidence: the first point of an excursion, and each point that makes
 it ten times stronger. A threshold on it is crossed once per excursion, as an alert is raised once.
 
@@ -65,6 +70,10 @@ _HELD_TAIL = 3  # points of an anomaly that still teach the tail (censored): hea
 _TAIL_MIN = 256  # ... once the tail has seen this many ordinary points
 _Z_MAX = 1e12  # standardised residuals are capped here: beyond it nothing is more certain
 _REL_FLOOR = 1e-6  # scale floor relative to the level while the data has shown no resolution
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+_STRETCH_POINTS = 16  # the longest stretch of a count judged as one (an hour of five-minute buckets)
+_STRETCH_QUIET = 1.0  # decades below which a stretch says nothing: its expectation may move on
+_STRETCH_EXTRA = 2.0  # the extra decades a stretch needs: it is the strongest of many
 _EPOCH_MIN, _EPOCH_MAX, _MAX_VALUE = _validate.EPOCH_MIN, _validate.EPOCH_MAX, _validate.MAX_VALUE
 
 
@@ -281,6 +290,111 @@ class _Drift:
             self.slow = self.fast
 
 
+class _Stretch:
+    """Evidence that a count of events has fallen (or risen) over a few points that each look
+    ordinary: an hour of zeros where one or two an interval are usual, a region's starts gone for
+    two buckets.
+
+    Each point is read as a number of events (`per_event`: the value one event adds), widened by
+    the dispersion the residuals show, so a bursty count needs a longer or deeper stretch. The
+    evidence is the Poisson likelihood ratio of the strongest stretch of the last
+    `_STRETCH_POINTS` points, at its own rate against what a season expected of it, shrunk by how
+    much the expectation's own error weighs over that many points. While points stray, the
+    expectation stays what it was before they began to."""
+
+    __slots__ = ("carry", "counted", "frozen", "per_event", "points", "previous", "products", "said",
+                 "shift", "spread", "spread_n", "squares", "strayed", "which")
+
+    def __init__(self, per_event: float) -> None:
+        self.per_event = per_event
+        self.points: deque[tuple[float, float]] = deque(maxlen=_STRETCH_POINTS)  # (events, expected)
+        self.said = 0.0  # decades of evidence at the last point
+        self.strayed = False  # whether the last point was closer to half (double) its expectation
+        self.frozen = 0  # points judged against the expectation kept below:
+        self.shift = 0.0  # the level of a season when it was kept ...
+        self.which = 1  # ... and which explanation the season is
+        self.spread = 0.0  # squared residuals per event expected: the dispersion, in value units
+        self.spread_n = 0
+        self.counted = self.squares = self.products = 0.0
+        self.carry = 0.0  # ... the share of it that carries from one point to the next
+        self.previous: float | None = None  # the last ordinary point's residual
+
+    def learn(self, value: float, expected: float, ordinary: bool) -> None:
+        """Measure the dispersion on ordinary points: squared residuals, products of consecutive
+        ones and expected values, each averaged over the last few hundred points (so large counts
+        weigh as they should). The products are the share of the residuals that carries from one
+        point to the next (an expectation that lags, a slow swing): it adds up over a stretch."""
+        if not ordinary or expected < self.per_event:
+            self.previous = None
+            return
+        residual = value - expected
+        reach = 3.0 * math.sqrt(self.spread * expected) if self.spread_n > 8 else math.inf
+        if residual > reach:
+            residual = reach  # one burst cannot make every later stretch look ordinary
+        elif residual < -reach:
+            residual = -reach
+        n = self.spread_n = self.spread_n + 1
+        rate = 1.0 / n if n < 256 else 1.0 / 256
+        self.squares += rate * (residual * residual - self.squares)
+        if self.previous is not None:
+            self.products += rate * (residual * self.previous - self.products)
+        self.previous = residual
+        self.counted += rate * (expected - self.counted)
+        self.spread = self.squares / self.counted
+        self.carry = self.products / self.counted if self.products > 0.0 else 0.0
+
+    def decades(self, value: float, reference: float, sign: float) -> float:
+        """Add a point (`reference`: what is expected of it) and return decades of evidence for
+        the strongest stretch it ends (towards `sign`; 0: either way)."""
+        # A dispersion within twice that of independent events is what the expectation's own
+        # noise adds to theirs; beyond it the events come in bursts, and count for less.
+        per = self.per_event if self.spread < 2.0 * self.per_event else self.spread
+        # Over a stretch of j points the expectation's error is shared: a median of a few points
+        # of that noise weighs j / _LEVEL_POINTS times as much as the stretch's own, and what
+        # carries from one point to the next (an expectation that lags, a slow swing) j times its
+        # share of the dispersion.
+        carried = self.carry / per
+        if carried < 1.0 / _LEVEL_POINTS:
+            carried = 1.0 / _LEVEL_POINTS
+        k = value / per
+        m = reference / per
+        if m < 0.5:
+            m = 0.5  # nothing expected is not certainty that nothing comes
+        # a stretch adds up points that each look ordinary: one burst is the point judge's to weigh
+        reach = 3.0 * math.sqrt(m)
+        if k > m + reach:
+            k = m + reach
+        self.points.append((k, m))
+        self.frozen += 1
+        # only a point that strays itself, to a side that alerts, ends a stretch: one closer to
+        # half (double) the expected count than to the count itself; one that recovered does not
+        side = -1.0 if k * _LN2 < 0.5 * m else 1.0 if k * _LN2 > m else 0.0
+        self.strayed = side != 0.0
+        if side == 0.0 or side * sign < 0.0:
+            self.said = 0.0
+            return 0.0
+        best = kk = mm = j = 0.0
+        for k, m in reversed(self.points):
+            kk += k
+            mm += m
+            j += 1.0
+            if side * (kk - mm) <= 0.0:
+                continue
+            g = (kk * math.log(kk / mm) if kk > 0.0 else 0.0) + mm - kk
+            g /= 1.0 + j * carried
+            if g > best:
+                best = g
+        self.said = best / _LN10
+        return self.said
+
+    def keep(self, which: int, shift: float) -> None:
+        """Judge the next points against this expectation (explanation `which` and its level),
+        unless the last point strayed or a stretch is saying something: then what was expected
+        before it is what it is measured against, for at most a stretch's length."""
+        if not (self.strayed or self.said >= _STRETCH_QUIET) or self.frozen >= _STRETCH_POINTS:
+            self.which, self.shift, self.frozen = which, shift, 0
+
+
 class Detector:
     """Scores each point of one metric and opens and closes alert episodes.
 
@@ -298,6 +412,11 @@ class Detector:
       against.
     - `min_change`: the smallest move, in the metric's units, that can alert (0: any).
     - `warmup`: points seen before any is judged.
+    - `per_event`: for a metric that counts events (orders, logins, stream starts), the value one
+      event adds: 1 for events per point, 1 / interval for events per second. Its noise is then
+      never taken below that of independent events, and a stretch of points that each look
+      ordinary but together are unlikely at the rate a season expects (a region's starts gone for
+      two buckets, an hour of zeros where one or two a minute are usual) alerts. Implies `count`.
 
     >>> det = Detector(interval=60.0, direction="down", warmup=10)
     >>> t0 = 1767571200.0  # epoch seconds
@@ -315,9 +434,9 @@ class Detector:
         "_decades", "_drifting_since", "_drifts", "_error_alpha", "_error_n", "_errors", "_group_cycle",
         "_groups", "_held", "_held_since", "_hour", "_last_at", "_levels", "_previous", "_profiles",
         "_quantum", "_quiet", "_ranked", "_recent", "_release", "_resolution", "_rows", "_scale", "_scored",
-        "_seasonal", "_seen", "_sign", "_slots", "_suspect_run", "_tail", "_typical", "_unready", "active",
-        "clear", "confirm", "count", "direction", "drift_half_life", "hold", "interval", "keep",
-        "min_change", "seasons", "threshold", "warmup",
+        "_seasonal", "_seen", "_sign", "_slots", "_stretch", "_suspect_run", "_tail", "_typical", "_unready",
+        "active", "clear", "confirm", "count", "direction", "drift_half_life", "hold", "interval", "keep",
+        "min_change", "per_event", "seasons", "threshold", "warmup",
     )
 
     def __init__(
@@ -335,12 +454,17 @@ class Detector:
         drift_half_life: float = 2 * 3600.0,
         min_change: float = 0.0,
         warmup: int = 60,
+        per_event: float | None = None,
     ) -> None:
         self.interval = _validate.number("interval", interval, low=0.0, low_open=True, high=WEEK)
         self.direction = _validate.choice("direction", direction, DIRECTIONS)
         if not isinstance(count, bool):
             raise ValueError(f"count: must be True or False, got {count!r}")
-        self.count = count
+        self.per_event = None if per_event is None else _validate.number(
+            "per_event", per_event, low=0.0, low_open=True, high=_MAX_VALUE
+        )
+        self.count = count or self.per_event is not None
+        self._stretch = None if self.per_event is None else _Stretch(self.per_event)
         if not isinstance(seasons, tuple) or len(seasons) > 4:
             raise ValueError(f"seasons: must be a tuple of at most 4 lengths in seconds, got {seasons!r}")
         self.seasons = tuple(
@@ -419,6 +543,7 @@ class Detector:
                 drift_half_life=self.drift_half_life,
                 min_change=self.min_change,
                 warmup=max(10, self.warmup // 2),
+                per_event=None if self.per_event is None else self.per_event / _COARSE,
             )
             # A creep is the finest level's to see: its drift averages follow the level on every
             # point and its slow baseline spans the same time, so a wider level's would judge the
@@ -486,6 +611,12 @@ class Detector:
             floor = max(_REL_FLOOR * abs(expected or 0.0), 1e-12)
         source = group if group.n >= _GROUP_MIN else self._scale
         unit = source.median if source.median > floor else floor
+        if self.per_event is not None and expected is not None and expected > 0.0:
+            # independent events are never less noisy than Poisson: the median |residual| of a
+            # count expected to be n is about 0.67 sqrt(n)
+            poisson = 0.6745 * math.sqrt(self.per_event * expected)
+            if poisson > unit:
+                unit = poisson
         judged = expected is not None and self._seen >= self.warmup
         point = drift = 0.0
         if judged:
@@ -507,7 +638,12 @@ class Detector:
                 if least < math.inf:
                     drift = _score(least - _DRIFT_EXTRA)
         evidence = point if point > drift else drift
-        if evidence > 0.0 and expected is not None and abs(value - expected) < self.min_change:
+        stretch, counted, against = self._stretch, 0.0, expected
+        if stretch is not None and judged:
+            counted, reference = self._stretched(stretch, value, play, typical)
+            if counted > evidence:  # the stretch says more: the move is against what it expected
+                evidence, against = counted, reference
+        if evidence > 0.0 and against is not None and abs(value - against) < self.min_change:
             evidence = 0.0
         if evidence >= self.threshold:
             self._bucket_spoke = True
@@ -550,7 +686,9 @@ class Detector:
                     if self.active and self._calm_run >= self.clear:
                         self.active = False
                         ended = True
-        self._learn(value, at, typical, expected is not None, group, best, unit, point, drift)
+        learnt = self._learn(value, at, typical, expected is not None, group, best, unit, point, drift)
+        if stretch is not None and expected is not None:
+            stretch.learn(value, expected, learnt and counted < self._release)
         if expected is None:
             active = self.active
             return Detection(at, value, None, None, None, score, active, started, ended, evidence=evidence)
@@ -565,16 +703,48 @@ class Detector:
         move, change = "", 0.0
         if wider is not None:
             move, change = wider.move, wider.change
-        elif evidence > 0.0:
-            move = "up" if value > expected else "down"
+        elif evidence > 0.0 and against is not None:
+            move = "up" if value > against else "down"
             # relative to the level, or to the noise for a level near zero
-            change = abs(value - expected) / max(abs(expected), unit)
+            change = abs(value - against) / max(abs(against), unit)
         # every field given: built as the tuple it is, without the keyword handling of Detection()
         active = self.active
         fields = (at, value, expected, lower, upper, score, active, started, ended, change, move, evidence)
         return _new_detection(Detection, fields)
 
     # ---- judging ---------------------------------------------------------------------------
+    def _stretched(
+        self, stretch: _Stretch, value: float, play: Sequence[int], typical: list[float | None]
+    ) -> tuple[float, float | None]:
+        """(the evidence of the stretch of a count of events this point ends, what it expected).
+
+        A stretch is judged against a season, which foretells the hours ahead (the recent level
+        foretells only the next point, and lags any evening's fall): the one in play, or else the
+        one that has predicted best, once it has judged enough points."""
+        season = play[0]
+        if not season:
+            errors, counts, levels = self._errors, self._error_n, self._levels
+            for i in self._seasonal:
+                ready = counts[i] >= _ERROR_MIN and levels[i] is not None and typical[i] is not None
+                if ready and (not season or errors[i] < errors[season]):
+                    season = i
+            if not season:
+                return 0.0, None
+        shift = self._levels[season]
+        assert shift is not None  # a season that judges has a level
+        # on one alerting side, the level or its slow baseline, whichever alerts less: a count
+        # back to normal after an excursion (the other region's starts after an evacuation) is
+        # not a fall
+        baseline = self._drifts[season]
+        if self._sign and baseline.fast is not None and (baseline.slow - shift) * self._sign > 0.0:
+            shift = baseline.slow
+        stretch.keep(season, shift)
+        centre = typical[stretch.which]
+        reference = (centre if centre is not None else 0.0) + stretch.shift
+        if reference < 0.0:
+            reference = 0.0
+        return _score(stretch.decades(value, reference, self._sign) - _STRETCH_EXTRA), reference
+
     def _widen(self, value: float, at: float, wider: Detector) -> None:
         """Start the wider bucket of `value` (step() adds to a bucket already started); the bucket
         before it is complete and judged at the wider level."""
@@ -668,7 +838,8 @@ class Detector:
         unit: float,
         point: float,
         drift: float,
-    ) -> None:
+    ) -> bool:
+        """Learn from a point; False when it is held out as anomalous."""
         self._seen += 1
         z = residual / unit
         if z > _Z_MAX:
@@ -689,7 +860,7 @@ class Detector:
         far = self._sign != 0.0 and self._seen > self.warmup and _score(self._tail.decades(z) - _LONE)
         if point >= self._release or far >= self._release:
             self._hold_out(value, at, z)
-            return
+            return False
         if self._held:  # an anomaly ended before it lasted
             self._held, self._held_since = [], None
         if explained:
@@ -713,6 +884,7 @@ class Detector:
                 self._resolution = max(step, 1e-12)
         self._previous = value
         self._accept(value, at, typical, drifting, unit if explained else 0.0)
+        return True
 
     def _hold_out(self, value: float, at: float, z: float) -> None:
         """Keep a scoring point out of the level, the scale and the baselines, until it lasts."""
