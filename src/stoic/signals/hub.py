@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ from stoic.signals.burnrate import DEFAULT_RULES, BurnRate, BurnRateRule
 from stoic.signals.cause import chain, watch_audit
 from stoic.signals.churn import ChurnRisk
 from stoic.signals.context import ContextEvent, likely_cause
-from stoic.signals.detector import Detector
+from stoic.signals.detector import DAY, Detector
 from stoic.signals.grouping import BurnGroup, Grouping
 from stoic.signals.guardwatch import fallback_share
 from stoic.signals.history import History
@@ -208,6 +208,31 @@ class Signals(SilenceControls):
         _validate.region("region", region)
         value = _validate.measurement("value", value)
         self.indicators.record(name, value, region, at=self._time(at))
+
+    def learn_history(self, name: str, region: str, points: Iterable[tuple[float, float | None]]) -> int:
+        """Teach the detector of indicator `name` in `region` what came before this process: past
+        `(at, value)` points, epoch seconds oldest first, None for no data, one per bucket (as a
+        service learns its Prometheus backfill). Nothing is alerted or kept for the view; the live
+        buckets come after them. A refused point raises ValueError naming it and keeps the points
+        before it. Returns how many points were learnt."""
+        _validate.name("name", name)
+        _validate.region("region", region)
+        now = self.clock()
+        learnt = 0
+        with self._lock:
+            detector = self._track(name, region).detector
+            for i, point in enumerate(points):
+                if not (isinstance(point, tuple) and len(point) == 2):
+                    raise ValueError(f"points[{i}]: must be an (at, value) pair, got {point!r}")
+                at, value = point
+                if isinstance(at, int | float) and not isinstance(at, bool) and at > now:
+                    raise ValueError(f"points[{i}].at: {at!r} is after now ({now:.0f}): history is past")
+                try:
+                    detector.step(value, at)
+                except ValueError as exc:
+                    raise ValueError(f"points[{i}].{exc}") from None
+                learnt += 1
+        return learnt
 
     def _time(self, at: float | None) -> float:
         """`at` (default: now) as epoch seconds that are plausible now."""
@@ -533,7 +558,14 @@ class Signals(SilenceControls):
                 self.interval,
                 direction=DIRECTION.get(name, "both"),
                 count=name in BUILT_IN,
+                # stream starts per second: one start adds 1/interval to its bucket
+                per_event=1.0 / self.interval if name == SPS else None,
                 seasons=(self.day, 7 * self.day),
+                # in a compressed day (a demo's lasts minutes) the hour an anomaly is held out of
+                # what is learnt, and the drift's memory, are compressed as much, but never below a
+                # few buckets: an anomaly must last that long before it is the new normal
+                hold=max(3600.0 * self.day / DAY, 6 * self.interval),
+                drift_half_life=max(7200.0 * self.day / DAY, 12 * self.interval),
                 min_change=self.floors.get(name, 0.0),
                 threshold=self.threshold,
                 confirm=self.confirm,
