@@ -87,3 +87,20 @@ def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[s
     target.write_text("not a directory")
     assert main(["demo", "--duration", "20", "--out", str(target)]) == 2
     assert f"out: {target} exists and is not a directory" in capsys.readouterr().err
+
+
+def test_the_week_before_the_run_follows_the_daily_pattern() -> None:
+    # The arrivals Signals learns before the run are drawn as the live ones are: in time order,
+    # before the run, from the members' home regions, as many as the pattern's rate says.
+    from stoic.demo.viewers import Viewers
+
+    pattern = DailyPattern(120.0, peak=12.0)
+    viewers = Viewers({}, {"us-east": ("us-east-1a",), "eu-west": ("eu-west-1a",)}, pattern, seed=4)
+    week = list(viewers.earlier_days(7))
+    times = [at for at, _ in week]
+    assert times == sorted(times) and times[0] >= -7 * 120.0 and times[-1] < 0.0
+    assert {region for _, region in week} == {"us-east", "eu-west"}
+    expected = 7 * sum(pattern.rate(i / 10) for i in range(1200)) / 10  # the rate's integral
+    assert abs(len(week) - expected) < 4 * expected**0.5
+    with pytest.raises(ValueError, match=r"^days: must be in \[0, 28\], got 40$"):
+        next(viewers.earlier_days(40))

@@ -63,3 +63,33 @@ def test_an_event_is_judged_on_the_plays_that_started_while_it_lasted(tmp_path: 
     paths = report.write(tmp_path)
     assert paths["chart"].read_bytes()[:4] == b"\x89PNG"
     assert '"failed": 1' in paths["json"].read_text()
+
+
+def test_alerts_are_stamped_like_events_and_errors_are_reported_not_dropped() -> None:
+    from stoic.demo._progress import ProgressLine
+    from stoic.demo.run import _Errors
+
+    said: list[str] = []
+    progress = ProgressLine(enabled=False)
+    progress.say = said.append  # type: ignore[method-assign]
+    errors = _Errors("stoic.signals", progress)
+    for _ in range(3):
+        with errors.caught():
+            raise ValueError("region: must be a short name")
+    assert said == ["stoic.signals: ValueError: region: must be a short name"]  # said once, counted thrice
+
+    pattern = DailyPattern(duration=120.0, peak=2.0)
+    started = 1_764_028_800.0
+    alert = {
+        "severity": "critical",
+        "summary": "Stream starts in us-east are 100% below expected",
+        "team": "sre",
+        "starts_at": started + 80.0,
+    }
+    report = Report(
+        [], [], pattern, duration=120.0, seed=1, alerts=[alert], started_at=started, errors=dict(errors.seen)
+    )
+    text = report.summary()
+    assert "  [ 80.0s, 22:00] [critical] Stream starts in us-east are 100% below expected -> sre" in text
+    assert "error: stoic.signals: ValueError: region: must be a short name (x3)" in text
+    assert report.to_dict()["errors"] == {"stoic.signals: ValueError: region: must be a short name": 3}

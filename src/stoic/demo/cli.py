@@ -25,7 +25,7 @@ def _number(name: str, low: float, high: float, kind: type = float) -> Any:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `stoic demo`."""
-    from .run import MAX_DURATION, MIN_DURATION
+    from .run import MAX_DURATION, MIN_DURATION, DemoOptions
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
@@ -63,8 +63,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--peak",
         type=_number("--peak", 0.5, 100),
-        default=6.0,
-        help="stream starts per second at the evening peak (0.5..100; default 6)",
+        default=DemoOptions.peak,
+        help=f"stream starts per second at the evening peak (0.5..100; default {DemoOptions.peak:g})",
     )
     parser.set_defaults(handler=main)
     return parser

@@ -85,6 +85,8 @@ class Report:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
     startup_seconds: float = 0.0
+    started_at: float = 0.0  # epoch seconds when the load started: alerts are stamped with it
+    errors: dict[str, int] = field(default_factory=dict)  # what a part outside the plays raised, counted
 
     # -- numbers -----------------------------------------------------------------------------------
 
@@ -215,12 +217,22 @@ class Report:
         if self.alerts:
             lines.append("alerts:")
             lines += [
-                f"  [{a.get('severity', '')}] {a.get('summary', '')} -> {a.get('team', '')}"
+                f"  {self._when(a)}[{a.get('severity', '')}] {a.get('summary', '')} -> {a.get('team', '')}"
                 for a in self.alerts[:8]
             ]
         if self.skipped:
             lines.append(f"note: {self.skipped} arrivals not started (viewer sessions at their cap)")
+        lines += [f"error: {what} (x{count})" for what, count in self.errors.items()]
         return "\n".join(lines)
+
+    def _when(self, alert: dict[str, Any]) -> str:
+        """`[ 81.3s, 21:57] ` for an alert's first bucket, as chaos events are stamped."""
+        starts = alert.get("starts_at")
+        if not self.started_at or not isinstance(starts, int | float):
+            return ""
+        at = starts - self.started_at
+        hour = self.pattern.hour(at)
+        return f"[{at:5.1f}s, {int(hour):02d}:{int(hour % 1 * 60):02d}] "
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data, for tools."""
@@ -237,6 +249,8 @@ class Report:
             "alerts": self.alerts,
             "skipped": self.skipped,
             "startup_seconds": self.startup_seconds,
+            "started_at": self.started_at,
+            "errors": self.errors,
         }
 
     # -- files -------------------------------------------------------------------------------------

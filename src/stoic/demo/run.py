@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ class DemoOptions:
     out: Path = Path("out/demo")
     chaos: bool = True
     dashboard: int | None = None
-    peak: float = 6.0
+    peak: float = 12.0  # enough starts a bucket for a region gone for two buckets to be plain
     members: int = 200  # few enough that viewers come back within a run, so snapshots exist
     start_hour: float = 6.0  # the clock hour the compressed day starts at
     strikes: Sequence[Strike] | None = None  # None: the standard drill
@@ -95,6 +97,42 @@ def _signals(duration: float) -> Any:
         return None
     interval = duration / 48  # a compressed half hour per bucket: 48 per day, whatever the duration
     return Signals(interval=interval, day=duration, time_scale=86400.0 / duration, lookback=10 * interval)
+
+
+class _Errors:
+    """Errors of a part the plays do not depend on (the signals): they must not stop the run, and
+    must not vanish either. The first of each kind is said at once; all are counted for the
+    report."""
+
+    def __init__(self, part: str, progress: ProgressLine) -> None:
+        self.part, self.progress = part, progress
+        self.seen: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def caught(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:  # reported and counted, never dropped
+            what = f"{self.part}: {type(exc).__name__}: {exc}"
+            if not self.seen[what]:
+                self.progress.say(what)
+            self.seen[what] += 1
+
+
+def _learn_earlier_days(signals: Any, viewers: Viewers, start: float, days: int = 7) -> None:
+    """Stream starts by region over the compressed week before this run, drawn from the same
+    daily pattern: the platform was watched before today (as a service learns its backfill), so
+    the detectors know the evening's fall and what each region usually carries."""
+    from stoic.signals.indicators import SPS
+
+    interval = signals.interval
+    first = math.floor(start / interval)  # the first live bucket
+    per_region: dict[str, Counter[int]] = {region: Counter() for region in viewers.regions}
+    for at, region in viewers.earlier_days(days):
+        per_region[region][math.floor((start + at) / interval)] += 1
+    buckets = range(first - round(days * viewers.pattern.duration / interval), first)
+    for region, starts in per_region.items():
+        signals.learn_history(SPS, region, [(i * interval, starts[i] / interval) for i in buckets])
 
 
 @contextlib.contextmanager
@@ -194,6 +232,8 @@ def run_demo(options: DemoOptions, progress: ProgressLine | None = None) -> Repo
     drill: Drill | None = None
     viewers: Viewers | None = None
     started = time.monotonic()
+    live_from = 0.0  # the epoch second the load starts at
+    signals_errors = _Errors("stoic.signals", progress)
     try:
         platform.start(progress=lambda up, total: progress.update(f"starting the platform: {up}/{total} up"))
         startup = time.monotonic() - started
@@ -212,7 +252,7 @@ def run_demo(options: DemoOptions, progress: ProgressLine | None = None) -> Repo
             )
             if signals is not None:
                 region = event.target if event.kind == "chaos-kong" else None
-                with contextlib.suppress(Exception):
+                with signals_errors.caught():
                     signals.add_event(
                         "chaos", target=event.target, description=event.description, region=region
                     )
@@ -222,13 +262,13 @@ def run_demo(options: DemoOptions, progress: ProgressLine | None = None) -> Repo
             if drill is not None:
                 drill.observe(rec)  # every strike's verdict is judged on the plays
             if signals is not None:
-                with contextlib.suppress(Exception):
+                with signals_errors.caught():
                     # by the region that served it: an evacuated region's SPS falls, the other's rises
                     signals.observe_start(rec.region or rec.home, ok=rec.ok, account=rec.user_id)
 
         def on_play(rec: PlayRecord) -> None:
             if signals is not None and rec.watched > 0:
-                with contextlib.suppress(Exception):
+                with signals_errors.caught():
                     signals.observe_playback(
                         rec.region or rec.home, watched_s=rec.watched, rebuffer_s=rec.rebuffer
                     )
@@ -259,6 +299,12 @@ def run_demo(options: DemoOptions, progress: ProgressLine | None = None) -> Repo
             on_start=on_start,
             on_play=on_play,
         )
+        if signals is not None:  # the load starts on a bucket's edge: every bucket it fills is whole
+            time.sleep(-time.time() % signals.interval)
+        live_from = time.time()
+        if signals is not None:
+            with signals_errors.caught():
+                _learn_earlier_days(signals, viewers, live_from)
         with _dashboard(options.dashboard, fleet, signals, audit, _ActiveScenarios(drill), progress):
             asyncio.run(_drive(viewers, drill, live, pattern, options.duration, progress))
     finally:
@@ -269,10 +315,10 @@ def run_demo(options: DemoOptions, progress: ProgressLine | None = None) -> Repo
         audit.close()
     alerts: list[dict[str, Any]] = []
     if signals is not None:
-        with contextlib.suppress(Exception):
+        with signals_errors.caught():
             signals.evaluate()
             alerts = list(signals.alerts())
-        with contextlib.suppress(Exception):
+        with signals_errors.caught():
             signals.close()
     report = Report(
         list(viewers.records) if viewers else [],
@@ -283,6 +329,8 @@ def run_demo(options: DemoOptions, progress: ProgressLine | None = None) -> Repo
         alerts=alerts,
         skipped=viewers.skipped if viewers else 0,
         startup_seconds=startup,
+        started_at=live_from,
+        errors=dict(signals_errors.seen),
     )
     report.write(out)
     return report

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +177,20 @@ class Viewers:
         self.active = 0
         self._ids = itertools.count(1)
         self._t0 = 0.0
+
+    def earlier_days(self, days: int) -> Iterator[tuple[float, str]]:
+        """The arrivals of `days` compressed days before this run, drawn as the live ones are:
+        (seconds from the run's start, all negative; the member's home region). What a platform
+        that ran before today would have served."""
+        if not 0 <= days <= 28:
+            raise ValueError(f"days: must be in [0, 28], got {days!r}")
+        rng = random.Random(f"{self.seed}-earlier")  # apart from the live draws
+        at = -days * self.pattern.duration
+        while True:
+            at += rng.expovariate(max(self.pattern.rate(at), 1e-3))
+            if at >= 0.0:
+                return
+            yield at, rng.choice(self.members).region
 
     def elapsed(self) -> float:
         """Seconds since the load started."""
