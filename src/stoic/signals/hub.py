@@ -18,7 +18,7 @@ from stoic.signals.burnrate import DEFAULT_RULES, BurnRate, BurnRateRule
 from stoic.signals.cause import chain, watch_audit
 from stoic.signals.churn import ChurnRisk
 from stoic.signals.context import ContextEvent, likely_cause
-from stoic.signals.detector import DAY, Detector
+from stoic.signals.detector import Detector
 from stoic.signals.grouping import BurnGroup, Grouping
 from stoic.signals.guardwatch import fallback_share
 from stoic.signals.history import History
@@ -561,11 +561,6 @@ class Signals(SilenceControls):
                 # stream starts per second: one start adds 1/interval to its bucket
                 per_event=1.0 / self.interval if name == SPS else None,
                 seasons=(self.day, 7 * self.day),
-                # in a compressed day (a demo's lasts minutes) the hour an anomaly is held out of
-                # what is learnt, and the drift's memory, are compressed as much, but never below a
-                # few buckets: an anomaly must last that long before it is the new normal
-                hold=max(3600.0 * self.day / DAY, 6 * self.interval),
-                drift_half_life=max(7200.0 * self.day / DAY, 12 * self.interval),
                 min_change=self.floors.get(name, 0.0),
                 threshold=self.threshold,
                 confirm=self.confirm,
