@@ -12,6 +12,22 @@ class Unavailable(ConnectionError):
     """The remote side answered 503."""
 
 
+class Ignored(Exception):
+    """Passes to the caller untouched and counts as nothing (BreakerPolicy.ignore)."""
+
+
+def fail_as(kind: str) -> None:
+    """Raise what a primary of the twin tests raises for `kind` (nothing for an answer)."""
+    if kind == "fail":
+        raise Unavailable("503")
+    if kind == "timeout":
+        raise TimeoutError("no answer")
+    if kind == "ignored":
+        raise Ignored("not the dependency's fault")
+    if kind == "caller_error":
+        raise ValueError("bad request")
+
+
 def ok(value: Any = "ok") -> Any:
     return value
 

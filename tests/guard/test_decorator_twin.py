@@ -31,7 +31,7 @@ from stoic.guard import (
 )
 from stoic.guard._inject import armed
 
-from .helpers import Unavailable
+from .helpers import Ignored, fail_as
 
 
 class FailTwin:
@@ -39,10 +39,6 @@ class FailTwin:
 
     def fault_for(self, dependency: str) -> Fault | None:
         return Fault("error") if dependency == "twin" else None
-
-
-class Ignored(Exception):
-    """Passes to the caller untouched and counts as nothing (BreakerPolicy.ignore)."""
 
 
 STEP = st.one_of(
@@ -85,14 +81,7 @@ class Twin:
 
     def primary(self, kind: str, seconds: float, depth: int = 0) -> Any:
         self.clock.advance(seconds)
-        if kind == "fail":
-            raise Unavailable("503")
-        if kind == "timeout":
-            raise TimeoutError("no answer")
-        if kind == "ignored":
-            raise Ignored("not the dependency's fault")
-        if kind == "caller_error":
-            raise ValueError("bad request")
+        fail_as(kind)
         if kind == "nested" and depth < 3:  # holds a permit while the next level asks for one
             return [self.guarded("nested", 0.0, depth + 1)]
         if kind == "coroutine":  # an async call made through the sync API: refused, counted as nothing

@@ -32,12 +32,7 @@ from stoic.guard import (
 )
 from stoic.guard._inject import armed
 
-from .helpers import Unavailable
-
-
-class Ignored(Exception):
-    """Passes to the caller untouched and counts as nothing (BreakerPolicy.ignore)."""
-
+from .helpers import Ignored, fail_as
 
 POLICY = {"window": 10.0, "buckets": 5, "min_calls": 4, "error_rate": 0.5, "open_for": 5.0,
           "check_interval": 0.0, "failure_on": (OSError, TimeoutError), "ignore": (Ignored,)}
@@ -89,14 +84,7 @@ class Twin:
     async def primary(self, call: int, kind: str, first: float, hedge: float) -> str:
         attempt = self.attempts[call] = self.attempts.get(call, 0) + 1
         await asyncio.sleep(first if attempt == 1 else hedge)
-        if kind == "fail" or (kind == "hedge_fails" and attempt > 1):
-            raise Unavailable("503")
-        if kind == "timeout":
-            raise TimeoutError("no answer")
-        if kind == "ignored":
-            raise Ignored("not the dependency's fault")
-        if kind == "caller_error":
-            raise ValueError("bad request")
+        fail_as("fail" if kind == "hedge_fails" and attempt > 1 else kind)
         return f"{kind}:{call}:{attempt}"
 
     async def one(self, kind: str, first: float, hedge: float) -> tuple[str, Any]:
