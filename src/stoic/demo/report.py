@@ -199,10 +199,9 @@ class Report:
             lines.append("chaos events:")
         for event in self.events:
             imp = self.impact(event)
-            hour = self.pattern.hour(event.at)
             span = f"{imp.end - imp.start:.0f}s" if event.ends is not None else "until the end"
             lines.append(
-                f"  [{event.at:5.1f}s, {int(hour):02d}:{int(hour % 1 * 60):02d}] {event.description}"
+                f"  {self._stamp(event.at)}{event.description}"
                 f" -> {event.outcome}" + (f" ({event.reason})" if event.reason else "")
             )
             if event.victims:
@@ -226,11 +225,14 @@ class Report:
         return "\n".join(lines)
 
     def _when(self, alert: dict[str, Any]) -> str:
-        """`[ 81.3s, 21:57] ` for an alert's first bucket, as chaos events are stamped."""
+        """An alert's first bucket, stamped as chaos events are ("" without the run's start)."""
         starts = alert.get("starts_at")
         if not self.started_at or not isinstance(starts, int | float):
             return ""
-        at = starts - self.started_at
+        return self._stamp(starts - self.started_at)
+
+    def _stamp(self, at: float) -> str:
+        """`[ 81.3s, 21:57] `: seconds into the run and the hour of the compressed day."""
         hour = self.pattern.hour(at)
         return f"[{at:5.1f}s, {int(hour):02d}:{int(hour % 1 * 60):02d}] "
 
