@@ -20,9 +20,10 @@ levels run the same judgement of points on means of six points, so a lasting cha
 any one point is seen in the mean of many (creeps are the finest level's to see).
 
 A metric declared as a count of events (`per_event`) is never taken to be less noisy than
-independent events are, and while a season is in play stretches of its points are judged together:
-their Poisson likelihood ratio against what the season expected before they began to stray, so two
-empty buckets where fifteen starts each are usual alert although neither would alone.
+independent events are, and once a season has judged enough points stretches of its points are
+judged together: their Poisson likelihood ratio against what the season in play (or else the best
+one) expected before they began to stray, so two empty buckets where fifteen starts each are
+usual alert although neither would alone.
 
 The score is the news in the evidence: the first point of an excursion, and each point that makes
 it ten times stronger. A threshold on it is crossed once per excursion, as an alert is raised once.
