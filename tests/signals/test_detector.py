@@ -186,6 +186,18 @@ def test_an_hour_of_silence_in_a_quiet_count_is_seen() -> None:
     assert _starts(detections[DAY : 3 * DAY]) == []
 
 
+def test_a_memory_of_one_cycle_works() -> None:
+    # keep=1: a season remembers only its latest cycle; once that holds today's own point there is
+    # nothing earlier to compare a neighbouring slot with (this raised IndexError on day two)
+    rng = random.Random(3)
+    det = Detector(300.0, keep=1)
+    daily = [100.0 + 60.0 * math.sin(2 * math.pi * i / 288) for i in range(288)]
+    calm = [det.step(daily[i % 288] + rng.gauss(0, 4), T0 + 300.0 * i) for i in range(6 * 288)]
+    assert not any(d.started for d in calm)
+    outage = [det.step(0.0, T0 + 300.0 * (6 * 288 + i)).started for i in range(3)]
+    assert outage == [True, False, False]
+
+
 def test_gaps_are_no_data_not_zero_and_slots_follow_time() -> None:
     rng = random.Random(3)
     values: list[float | None] = [
@@ -309,6 +321,7 @@ def test_after_any_accepted_sequence_the_model_is_finite(
     points: list[tuple[float | None, float]], direction: str, per_event: float | None
 ) -> None:
     det = Detector(MINUTE, direction=direction, warmup=3, seasons=(3600.0, 6 * 3600.0), per_event=per_event)
+    engine = det._engine  # the state it judges with
     at = T0
     for value, dt in points:
         at += dt
@@ -316,13 +329,13 @@ def test_after_any_accepted_sequence_the_model_is_finite(
         assert 0.0 <= d.score < 1.0
         for x in (d.expected, d.lower, d.upper, d.change):
             assert x is None or math.isfinite(x)
-    numbers = [det._quantum if det._quantum < math.inf else 0.0, det._decades, *det._errors]
-    numbers += [x for x in det._levels if x is not None]
-    numbers += [x for d in det._drifts for x in (d.fast or 0.0, d.slow)]
+    numbers = [engine._quantum if engine._quantum < math.inf else 0.0, engine._decades, *engine._errors]
+    numbers += [x for x in engine._levels if x is not None]
+    numbers += [x for d in engine._drifts for x in (d.fast or 0.0, d.slow)]
     assert all(math.isfinite(x) for x in numbers)
-    assert all(math.isfinite(x) for x in det._tail.window._sorted)
-    if det._stretch is not None:
-        stretch = det._stretch
+    assert all(math.isfinite(x) for x in engine._tail.window._sorted)
+    if engine._stretch is not None:
+        stretch = engine._stretch
         numbers = [stretch.spread, stretch.carry, stretch.said, stretch.shift]
         assert all(math.isfinite(x) for x in numbers + [x for p in stretch.points for x in p])
 
@@ -332,32 +345,33 @@ def test_medians_kept_on_the_fly_equal_medians_taken_anew() -> None:
     # seasons and reads what they expect there with code of its own: all must agree with doing
     # it the plain way, on repeated values, two points in one slot, gaps, and a change that lasts
     # past `hold`.
-    from stoic.signals import detector as module
+    from stoic.signals import _engine as module
 
     def middle(values: list[float]) -> float:
         return sorted(values)[(len(values) - 1) // 2]
 
     rng = random.Random(7)
     det = Detector(MINUTE, seasons=(3600.0, 6 * 3600.0), keep=3, warmup=10, hold=1800.0)
+    engine = det._engine
     at = T0
     for i in range(6000):
         at += rng.choice((60.0, 60.0, 60.0, 30.0, 61.5, 600.0))
         level = 50.0 if 2500 <= i < 2700 else 10.0  # a shift that lasts past `hold`
         value = None if rng.random() < 0.02 else level + rng.choice((0.0, 1.0, 1.0, 2.0, rng.gauss(0, 3)))
-        usual = [p.typical(p.slot(at), int(at // p.length)) for p in det._profiles]  # before it learns
+        usual = [p.typical(p.slot(at), int(at // p.length)) for p in engine._profiles]  # before it learns
         det.step(value, at)
         if value is None:
             continue
-        assert det._typical[1:] == usual
-        for k, p in enumerate(det._profiles):
-            slot = det._slots[k]
-            assert (slot, det._cycles[k]) == (p.slot(at), int(at // p.length))
+        assert engine._typical[1:] == usual
+        for k, p in enumerate(engine._profiles):
+            slot = engine._slots[k]
+            assert (slot, engine._cycles[k]) == (p.slot(at), int(at // p.length))
             values = p._values[slot]
             assert values is not None and p.medians[slot] == middle(values)
             if len(values) > 1:
                 assert p.earlier[slot] == middle(values[:-1])
-        for recent, ranked, level_now in zip(det._recent, det._ranked, det._levels, strict=True):
+        for recent, ranked, level_now in zip(engine._recent, engine._ranked, engine._levels, strict=True):
             assert ranked == sorted(recent)
             assert level_now == (middle(list(recent)) if recent else None)
-        assert all(d.ready == (d.tail.window.n >= module._DRIFT_MIN) for d in det._drifts)
-    assert det._held == [] and det._error_n[1] > 0  # the shift was taken in; a season judged
+        assert all(d.ready == (d.tail.window.n >= module._DRIFT_MIN) for d in engine._drifts)
+    assert engine._held == [] and engine._error_n[1] > 0  # the shift was taken in; a season judged
