@@ -26,14 +26,18 @@ Contenders, each ranks every account once a day over the last ten weeks:
 - BG/NBD: the `lifetimes` package's BetaGeoFitter, fitted weekly on every account's repeat
   purchase days (frequency, recency and age in days, as its docs build them) with the smallest
   of a few penalizers that converges, ranked each day by P(alive), lowest first (ties by the
-  purchases it expects over the next four weeks against the account's own rate).
+  purchases it expects over the next four weeks against the account's own rate);
+- oracle (ceiling): not a contender but what the orders allow at all. It knows the generator and
+  each account's own parameters, and ranks by the likelihood ratio of the best-fitting churn the
+  generator could have planted against none: the warning it cannot give, no model of the orders
+  can.
 
 Measured: precision and recall among the top 50 on the last day (recall per kind of churner),
 self-inflicted accounts in the top 50, and warning: for each churner in the final top 50, days
 from the day it entered the daily top 50 and stayed in it to the end, to its last order (positive
 = flagged before it stopped; a day on the list that it then left warned nobody).
 
-    .venv/bin/python benchmarks/churn.py [--accounts 3000] [--seed 11] [--only stoic,naive]
+    .venv/bin/python benchmarks/churn.py [--accounts 3000] [--seed 11] [--only stoic,naive,oracle]
 """
 
 from __future__ import annotations
@@ -82,6 +86,12 @@ class Population:
     rhythm: list[str]
     kind: list[str]  # "" for ordinary accounts
     last_order: np.ndarray  # day index of each account's last order (-1: none)
+    # the generator's own parameters, for the oracle only: each account-day's chance of an order
+    # at full intensity (noisy accounts: their daily rate), the usual size of an order day, and the
+    # segment's swing (before any churn)
+    chance: np.ndarray
+    size: np.ndarray
+    swing: np.ndarray
 
 
 def generate(accounts: int, seed: int) -> Population:
@@ -101,6 +111,8 @@ def generate(accounts: int, seed: int) -> Population:
     intensity = np.ones((accounts, DAYS))  # the churn plan multiplies this
     kind = [""] * accounts
     last_order = np.full(accounts, -1)
+    chance = np.zeros((accounts, DAYS))
+    size_of = np.zeros(accounts)
 
     # churners: picked among accounts whose rhythm makes a loss visible at all
     eligible = [i for i in range(accounts) if rhythm[i] != "noisy"]
@@ -142,6 +154,7 @@ def generate(accounts: int, seed: int) -> Population:
             p = np.where(open_days, rng.uniform(0.7, 0.95), 0.0)
             active = rng.random(DAYS) < p * np.sqrt(season)
             orders[i] = np.where(active, rng.poisson(size * np.sqrt(season)) + 1, 0)
+            chance[i], size_of[i] = p, size
         elif r == "weekly":
             size = rng.lognormal(2.0, 0.7)
             day_of_week = int(rng.integers(0, 5))
@@ -152,16 +165,21 @@ def generate(accounts: int, seed: int) -> Population:
             on = (on & ~late) | shifted
             active = on & (rng.random(DAYS) < np.sqrt(season))
             orders[i] = np.where(active, rng.poisson(size * np.sqrt(season)) + 1, 0)
+            chance[i], size_of[i] = on, size
         elif r == "monthly":
             size = rng.lognormal(3.0, 0.6)
             dom = int(rng.integers(1, 27))
             for m in range(DAYS // 30 + 1):
                 d = m * 30 + dom + int(rng.integers(-2, 3))
+                if 0 <= d < DAYS:
+                    chance[i, d] = 1.0
                 if 0 <= d < DAYS and rng.random() < math.sqrt(season[d]):
                     orders[i, d] = rng.poisson(size * math.sqrt(season[d])) + 1
+            size_of[i] = size
         else:
             rate = rng.uniform(0.04, 0.15)
             orders[i] = rng.poisson(rate * season)
+            chance[i] = rate
         nz = np.nonzero(orders[i])[0]
         last_order[i] = nz[-1] if len(nz) else -1
 
@@ -173,7 +191,8 @@ def generate(accounts: int, seed: int) -> Population:
     for i in self_inflicted:
         begin = DAYS - int(rng.integers(20, 40))
         bad_password[i, begin:] = rng.integers(50, 500, size=DAYS - begin)
-    return Population(orders, failed, bad_password, segment, rhythm, kind, last_order)
+    swing = np.array([seasonal[segment[i]] for i in range(accounts)])
+    return Population(orders, failed, bad_password, segment, rhythm, kind, last_order, chance, size_of, swing)
 
 
 # ---- contenders: each gets the population and the day to rank at (only days before it are known)
@@ -291,11 +310,64 @@ def bgnbd_ranker(pop: Population) -> Ranker | None:
     return rank
 
 
+ORACLE_LEVELS = 40  # intensities 0, 1/40, ..., 1 the oracle weighs each day at
+ORACLE_LENGTHS = (1, 5, 9, 13, 17, 21, 28, 35, 42, 49)  # fade lengths in days (1: a stop)
+
+
+def oracle_ranker(pop: Population) -> Ranker:
+    """Not a contender but the ceiling: it knows the generator and every account's own parameters
+    (each day's chance of an order, the size of an order day, the segment's swing) and ranks by the
+    likelihood ratio of the best-fitting churn the generator could have planted (a linear fade
+    to nothing of 1 to 49 days, begun on any day) against none. What it cannot see a week ahead,
+    no model of the orders can."""
+    orders, swing = pop.orders, pop.swing
+    counts = orders.astype(int)
+    log_factorial = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, counts.max() + 2)))))  # log n!
+    noisy = np.array([r == "noisy" for r in pop.rhythm])[:, None]
+    levels = np.linspace(0.0, 1.0, ORACLE_LEVELS + 1)
+    levels[0] = 0.01  # "nothing at all" would make a single stray order infinitely surprising
+
+    def loglik(r: float) -> np.ndarray:
+        m = swing * r
+        root = np.sqrt(m)
+        chance = np.clip(pop.chance * root, 0.0, 1.0 - 1e-9)
+        lam = pop.size[:, None] * root
+        x = orders
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # an order day: the chance of one, then 1 + Poisson(lam) orders
+            ordered = np.log(chance) + (x - 1) * np.log(lam) - lam - log_factorial[np.maximum(counts - 1, 0)]
+            day = np.where(x > 0, ordered, np.log1p(-chance))
+            rate = pop.chance * m
+            poisson = x * np.log(rate) - rate - log_factorial[counts]
+        out = np.where(noisy, poisson, day)
+        return np.where(np.isfinite(out), out, 0.0)  # days no order could come on say nothing
+
+    usual = loglik(1.0)
+    gain = np.stack([loglik(r) - usual for r in levels], axis=2)  # accounts x days x levels
+    first_day = DAYS - EVAL_DAYS + 1
+    best = np.zeros((len(pop.kind), DAYS + 1))
+    rows = np.arange(len(pop.kind))[:, None]
+    for length in ORACLE_LENGTHS:
+        for begin in range(first_day - 56, DAYS):
+            k = np.arange(DAYS - begin)
+            level = np.rint(np.clip(1.0 - k / length, 0.0, 1.0) * ORACLE_LEVELS).astype(int)
+            evidence = np.cumsum(gain[rows, begin + k[None, :], level[None, :]], axis=1)
+            for day in range(max(first_day, begin + 1), DAYS + 1):  # a ranking knows the days before it
+                np.maximum(best[:, day], evidence[:, day - 1 - begin], out=best[:, day])
+
+    def rank(day: int) -> list[int]:
+        order = np.argsort(-best[:, day], kind="stable")
+        return [int(i) for i in order[:TOP] if best[i, day] > 0.0]
+
+    return rank
+
+
 CONTENDERS: dict[str, tuple[str, Callable[[Population], Ranker | None]]] = {
     "stoic": ("stoic", stoic_ranker),
     "naive": ("half of last month", naive_ranker),
     "errors": ("errors only", errors_ranker),
     "bgnbd": ("BG/NBD (lifetimes)", bgnbd_ranker),
+    "oracle": ("oracle (ceiling)", oracle_ranker),
 }
 
 
@@ -406,8 +478,9 @@ def main() -> None:
     )
     print(_before_the_last_order(pop))
     ours = next((r for r in results if r.label == "stoic"), None)
-    if ours is not None:
-        print(_by_rhythm(pop, ours))
+    for result in results:
+        if result is ours or result.label.startswith("oracle"):
+            print(_by_rhythm(pop, result))
     print()
     if ours is None:
         print("targets: not run (stoic not among the contenders)")

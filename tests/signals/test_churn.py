@@ -87,6 +87,26 @@ def test_a_weekly_customer_is_not_flagged_mid_week_but_is_when_it_stops() -> Non
     assert "no orders for 22 days; it usually comes back every week" in late.reasons
 
 
+def test_a_scheduled_buyer_that_skips_now_and_then_is_judged_by_its_misses_in_a_row() -> None:
+    # A Monday buyer that skipped 2 of 26 Mondays: one more missed Monday is ordinary, two in a row
+    # is worth a look, three in a row is alert-worthy (a schedule has no long tail of silences;
+    # the renewal law fitted to its gaps alone kept one and waited a fourth Monday).
+    churn = orders_churn()
+    steady_peers(churn, range(200))
+    mondays = [d for d in range(0, 26 * 7, 7) if d not in (35, 119)]
+    for d in mondays:
+        churn.observe("monday", "orders", 40, at=MONDAY + d * DAY + 10 * 3600.0)
+    last = mondays[-1]
+
+    def score(day: int) -> float:
+        risk = churn.assess("monday", at=MONDAY + day * DAY + 12 * 3600.0)
+        assert risk is not None
+        return risk.score
+
+    one, two, three = score(last + 9), score(last + 16), score(last + 23)
+    assert one < 0.1 < two < churn.alert_at <= three, (one, two, three)
+
+
 def test_a_monthly_buyer_is_not_flagged_mid_month() -> None:
     churn = orders_churn()
     steady_peers(churn, range(150))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +31,16 @@ def test_the_detector_runs_the_engine_compiled_from_its_source() -> None:
     )
 
 
+@pytest.mark.skipif(PURE, reason="STOIC_PURE_PYTHON=1: no compiled engine")
+def test_a_build_from_another_source_is_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edited = tmp_path / "_engine.py"
+    edited.write_bytes(Path(reference.__file__).read_bytes() + b"# edited after the install\n")
+    monkeypatch.setattr(reference, "__file__", str(edited))
+    assert detector._compiled() is None  # until the next install builds it again
+    monkeypatch.setattr(reference, "__file__", str(tmp_path / "gone.py"))
+    assert detector._compiled() is _compiled()  # installed without sources: the build is the engine
+
+
 def _compiled() -> ModuleType:
     from stoic.signals import _engine_native  # type: ignore[attr-defined]
 
@@ -39,12 +50,7 @@ def _compiled() -> ModuleType:
 
 def _engines(**kw: object) -> tuple[Any, Any]:
     """Both engines, with the settings a Detector validated."""
-    public = Detector(**kw)  # type: ignore[arg-type]
-    chosen = (
-        public.interval, public.direction, public.count, public.seasons, public.keep, public.threshold,
-        public.confirm, public.clear, public.hold, public.drift_half_life, public.min_change,
-        public.warmup, public.per_event,
-    )
+    chosen = Detector(**kw)._settings()  # type: ignore[arg-type]
     return reference.Engine(*chosen), _compiled().Engine(*chosen)
 
 

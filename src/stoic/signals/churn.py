@@ -64,6 +64,10 @@ MIN_PEERS = 20  # a segment with fewer described accounts is judged against ever
 # half their mean): calendars slip, holidays move, a daily buyer skips a day now and then.
 MAX_REGULARITY = 4.0
 TRUST_GAPS = 20  # gaps it takes to trust half of an account's apparent regularity
+SCHEDULE_MIN_DAYS = 5  # a schedule's shortest period (a daily buyer's weekends are no misses)
+SCHEDULE_MIN_GAPS = 6  # gaps it takes to see a schedule at all
+SCHEDULE_SLACK = 0.2  # how late (or early) an order on schedule may come, as a share of its period
+SCHEDULE_SHARE = 0.8  # the share of gaps that must be whole periods, give or take the slack
 MIN_EXPECTED = 3.0  # fewer expected events than this say nothing about a decline (silence still does)
 MIN_ACTIVE_DAYS = 2.0  # a decline window must usually hold at least this many active days
 MIN_DROP = 0.2  # a smaller fall is ordinary ebb and flow, however sure
@@ -977,6 +981,9 @@ def _gap_decades(gaps: list[int], effective: float) -> float:
     # matched to the geometric law (the memoryless law of whole days), whose tail is longer
     # than a continuous one's when days are skipped rarely. An account that has not skipped a
     # day yet is taken to skip half a day per gap seen: a miss is possible, however rare.
+    scheduled = _scheduled_p(gaps, effective)
+    if scheduled is not None:
+        return -math.log10(min(max(seen_p, scheduled, 1e-300), 1.0))
     skips = [g - 1 for g in gaps]
     mean = sum(skips) / n
     spread = sum((g - mean) ** 2 for g in skips) / (n - 1)
@@ -986,6 +993,26 @@ def _gap_decades(gaps: list[int], effective: float) -> float:
     mean = 1.0 / math.log1p(1.0 / mean)
     fitted_p = _gamma_survival(shape, shape * (effective - 1.0) / mean)
     return -math.log10(min(max(seen_p, fitted_p, 1e-300), 1.0))
+
+
+def _scheduled_p(gaps: list[int], effective: float) -> float | None:
+    """P(a silence of `effective` days) for an account that buys on a schedule (every week, every
+    month: nearly every gap a whole number of periods, give or take a day or a fifth of one), or
+    None for one that does not. A scheduled order is missed now and then, independently: its
+    share of misses q, with half a miss granted so none is ever certain, makes m orders missed in
+    a row as likely as q ** m. (A renewal law fitted to such gaps keeps a tail for silences that
+    a schedule does not have: three Mondays missed by a Monday buyer are rarer than that.)"""
+    period = sorted(gaps)[len(gaps) // 2]
+    if period < SCHEDULE_MIN_DAYS or len(gaps) < SCHEDULE_MIN_GAPS:
+        return None
+    slack = max(1, round(SCHEDULE_SLACK * period))
+    periods = [max(1, round(g / period)) for g in gaps]
+    late = [abs(g - k * period) for g, k in zip(gaps, periods, strict=True)]
+    if sum(1 for d in late if d <= slack) < SCHEDULE_SHARE * len(gaps):
+        return None
+    q = (sum(periods) - len(gaps) + 0.5) / (sum(periods) + 1.0)
+    missed = math.floor((effective - 1.0 - slack) / period)  # orders due whose latest usual day passed
+    return q**missed if missed > 0 else 1.0
 
 
 def _gamma_survival(a: float, x: float) -> float:

@@ -42,10 +42,11 @@ STOIC_PURE_PYTHON=1 skips the build and runs the Python one.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stoic.signals import _engine as _reference
 from stoic.signals import _validate
@@ -61,16 +62,14 @@ def _compiled() -> ModuleType | None:
     if os.environ.get("STOIC_PURE_PYTHON") == "1":
         return None
     try:
-        from stoic.signals import _engine_native  # type: ignore[attr-defined]
+        native = importlib.import_module("stoic.signals._engine_native")
     except ImportError:
         return None
     try:
         source = Path(_reference.__file__).read_bytes()
     except OSError:  # installed without sources: the build is the installed engine
-        return _engine_native  # type: ignore[no-any-return]
-    if getattr(_engine_native, "SOURCE_DIGEST", None) != hashlib.sha256(source).hexdigest():
-        return None
-    return _engine_native  # type: ignore[no-any-return]
+        return native
+    return native if getattr(native, "SOURCE_DIGEST", None) == hashlib.sha256(source).hexdigest() else None
 
 
 _native = _compiled()
@@ -143,7 +142,7 @@ class Detector:
         if not isinstance(count, bool):
             raise ValueError(f"count: must be True or False, got {count!r}")
         self.per_event = None if per_event is None else _validate.number(
-            "per_event", per_event, low=0.0, low_open=True, high=_validate.MAX_VALUE
+            "per_event", per_event, low=0.0, low_open=True, high=_MAX_VALUE
         )
         self.count = count or self.per_event is not None
         if not isinstance(seasons, tuple) or len(seasons) > 4:
@@ -164,20 +163,13 @@ class Detector:
         )
         self.min_change = _validate.number("min_change", min_change, low=0.0)
         self.warmup = _validate.integer("warmup", warmup, low=1)
-        self._engine = _Engine(
-            self.interval,
-            self.direction,
-            self.count,
-            self.seasons,
-            self.keep,
-            self.threshold,
-            self.confirm,
-            self.clear,
-            self.hold,
-            self.drift_half_life,
-            self.min_change,
-            self.warmup,
-            self.per_event,
+        self._engine = _Engine(*self._settings())
+
+    def _settings(self) -> tuple[Any, ...]:
+        """The validated settings, in the order an engine takes them."""
+        return (
+            self.interval, self.direction, self.count, self.seasons, self.keep, self.threshold, self.confirm,
+            self.clear, self.hold, self.drift_half_life, self.min_change, self.warmup, self.per_event,
         )
 
     @property
