@@ -111,7 +111,7 @@ def test_fit_scenarios_are_controlled_from_the_page(serve: Any, page: Any) -> No
     page.fill(f"{form} [name=name]", "slow-recs")
     page.fill(f"{form} [name=dependencies]", "personalisation")
     page.select_option(f"{form} [name=kind]", "delay")
-    page.fill(f"{form} [name=token]", TOKEN)
+    page.fill("#token", TOKEN)
     page.click(f"{form} button[type=submit]")
     # kind=delay without a delay: the API's 400 is shown with the field it names.
     page.wait_for_function(
@@ -120,7 +120,7 @@ def test_fit_scenarios_are_controlled_from_the_page(serve: Any, page: Any) -> No
     assert page.inner_text("#fit-message").startswith("delay:")
     assert len(catalog) == 0
 
-    page.fill(f"{form} [name=token]", "not-the-token")
+    page.fill("#token", "not-the-token")
     page.fill(f"{form} [name=delay]", "0.25")
     page.click(f"{form} button[type=submit]")
     page.wait_for_function(
@@ -128,7 +128,7 @@ def test_fit_scenarios_are_controlled_from_the_page(serve: Any, page: Any) -> No
     )
     assert len(catalog) == 0
 
-    page.fill(f"{form} [name=token]", TOKEN)
+    page.fill("#token", TOKEN)
     page.click(f"{form} button[type=submit]")
     page.wait_for_selector('#scenarios tr[data-name="slow-recs"]', timeout=10_000)
     scenario = catalog.get("slow-recs")

@@ -76,7 +76,7 @@ def test_dashboard_mounted_under_a_prefix_in_fastapi(serve: Any, page: Any) -> N
     # Writes go through the prefix too.
     page.fill("#add-scenario [name=name]", "slow-catalog")
     page.fill("#add-scenario [name=dependencies]", "catalog")
-    page.fill("#add-scenario [name=token]", TOKEN)
+    page.fill("#token", TOKEN)
     page.click("#add-scenario button[type=submit]")
     page.wait_for_selector('#scenarios tr[data-name="slow-catalog"]', timeout=10_000)
     assert catalog.get("slow-catalog") is not None

@@ -152,13 +152,22 @@ def test_the_operator_dashboard_has_a_churn_panel_behind_the_token(shop: Shop, s
 
     page.goto(server.url + "/", wait_until="domcontentloaded")
     assert page.locator("#churn tr[data-account]").count() == 0  # no token, no names
-    page.fill('#add-scenario [name="token"]', TOKEN)
+    page.fill("#token", TOKEN)
     page.click("#churn-load")
     page.wait_for_selector("#churn tr[data-account]", timeout=10_000)
     names = page.locator("#churn tr[data-account] td:first-child").all_inner_texts()
     assert len(names) == len(ranked) and all(n.startswith("Café") for n in names[: len(CHURNERS)])
     page.wait_for_function("() => document.getElementById('link').dataset.status === 'live'", timeout=10_000)
+    _unused_parts_are_left_out(page)
     page.screenshot(path=str(DOCS / "weekly-dashboard-operator.png"), full_page=True)
+
+
+def _unused_parts_are_left_out(page: Any) -> None:
+    # the shop calls no guarded dependency and runs no chaos or FIT: those panels are left out
+    page.wait_for_selector("#charts .chart", timeout=10_000)
+    for unused in ("#deps-section", "#chaos-section", "#fit-section"):
+        assert page.locator(unused).is_hidden(), unused
+    assert page.inner_text("#summary") == ""  # not "0 dependencies, 0 open, 0 degraded"
 
 
 def test_the_support_view_has_no_churn_panel_and_no_churn_api(shop: Shop, serve: Any, page: Any) -> None:
@@ -169,4 +178,5 @@ def test_the_support_view_has_no_churn_panel_and_no_churn_api(shop: Shop, serve:
     page.wait_for_function("() => document.getElementById('link').dataset.status === 'live'", timeout=10_000)
     assert page.locator("#churn-section").count() == 0
     assert "Café" not in page.content()
+    _unused_parts_are_left_out(page)
     page.screenshot(path=str(DOCS / "weekly-dashboard-support.png"), full_page=True)

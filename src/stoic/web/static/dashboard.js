@@ -82,7 +82,7 @@ function renderDependencies(deps) {
     || (b.error_percentage || 0) - (a.error_percentage || 0) || String(a.name).localeCompare(String(b.name)));
   const down = deps.filter((d) => d.health === "down").length;
   const degraded = deps.filter((d) => d.health === "degraded" || d.health === "warn").length;
-  $("summary").textContent = `${deps.length} dependencies, ${down} open, ${degraded} degraded`;
+  $("summary").textContent = deps.length ? `${deps.length} dependencies, ${down} open, ${degraded} degraded` : "";
   const words = $("dep-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
   const shown = words.length ? deps.filter((d) => matches(d, words)) : deps;
   $("dep-shown").textContent = words.length ? `${shown.length} of ${deps.length} match` : "";
@@ -275,19 +275,25 @@ function renderScenarios(scenarios) {
 }
 
 function render(state) {
-  renderDependencies(state.dependencies || []);
-  renderIndicators(state.indicators, state.chaos || []);
-  renderChaos(state.chaos || [], state.now);
+  const deps = state.dependencies || [], chaos = state.chaos || [], scenarios = state.scenarios || [];
+  renderDependencies(deps);
+  renderIndicators(state.indicators, chaos);
+  renderChaos(chaos, state.now);
   renderAlerts(state.alerts || []);
-  renderScenarios(state.scenarios || []);
+  renderScenarios(scenarios);
+  // A panel for a part the service does not use is left out: no dependencies, no chaos, no FIT
+  // (an operator can switch scenarios on once there are dependencies to fail).
+  $("deps-section").hidden = !deps.length;
+  $("chaos-section").hidden = !chaos.length;
+  $("fit-section").hidden = !(scenarios.length || (VIEW === "operator" && deps.length));
   // A source that failed is named rather than silently showing nothing.
   $("errors").textContent = Object.entries(state.errors || {}).map(([k, v]) => `${k} unavailable: ${v}`).join("; ");
   document.body.dataset.updated = String(state.now);
 }
 
-// --- FIT scenario control (bearer token kept for this tab only) ---
+// --- the operator's bearer token, for FIT changes and the churn list (kept for this tab only) ---
 function token() {
-  const field = document.querySelector('#add-scenario [name="token"]');
+  const field = $("token");
   if (field.value) sessionStorage.setItem("stoic-token", field.value);
   return field.value || sessionStorage.getItem("stoic-token") || "";
 }
