@@ -98,6 +98,8 @@ BAD = [
         GOOD + 'runbook_url = "wiki/page"\n',
         "indicators[0].runbook_url: must be an http:// or https:// URL, got 'wiki/page'",
     ),
+    (GOOD + "events = true\n", 'indicators[0].events: only for kind = "count" (a number of events)'),
+    (GOOD.replace('"ratio"', '"count"') + 'events = "yes"\n', "indicators[0].events: must be true or false"),
     (GOOD + GOOD, "indicators[1].name: 'checkout_errors' is declared twice"),
     ("[receivers]\nresend = \"10s\"\n" + GOOD, "receivers.resend: must be between 30 s and 180 s, got '10s'"),
     (

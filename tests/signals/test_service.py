@@ -349,3 +349,42 @@ def test_a_label_set_that_goes_silent_says_so_and_recovers(make: Any, clock: Clo
     feed(service, clock, 3)
     now_silent = [a for a in service.alerts() if a["kind"] == "no_data"]
     assert sorted(a["status"] for a in now_silent) == ["resolved", "resolved"]
+
+
+ORDERS = """
+[[indicators]]
+name = "orders"
+source = "push"
+kind = "count"
+labels = ["region"]
+direction = "down"
+team = "shop"
+"""
+
+
+@pytest.mark.parametrize("events", [True, False])
+def test_a_count_declared_as_events_sees_an_hour_without_orders(
+    make: Any, clock: Clock, events: bool
+) -> None:
+    # One or two orders a minute, then none for an hour: no minute alone is surprising (a zero
+    # comes every few minutes), the hour is, once the file says each unit is one order.
+    service = make(ORDERS + f"events = {'true' if events else 'false'}\n")
+    rng = random.Random(7)
+    silent = range(3 * 1440 + 600, 3 * 1440 + 660)
+    batch: list[dict[str, Any]] = []
+    drops: list[int] = []  # the minute each drop alert was first seen
+    for i in range(3 * 1440 + 700):
+        rate = 1.0 + 0.5 * math.sin(2 * math.pi * i / 1440)
+        orders = 0 if i in silent else sum(1 for _ in range(8) if rng.random() < rate / 8)
+        batch.append(metric("orders", {"region": "eu"}, orders / MINUTE, clock.now))  # per second
+        clock.now += MINUTE
+        if len(batch) >= 60 or i >= silent.start:
+            service.ingest({"observations": batch})
+            batch = []
+            seen = sum(1 for a in service.alerts() if a["kind"] == "drop")
+            drops += [i] * (seen - len(drops))
+    assert [i for i in drops if i < silent.start] == []  # three calm days page nobody
+    if events:
+        assert any(i in silent for i in drops), drops
+    else:
+        assert drops == []  # the same hour, read as a rate of anything, is not told from noise

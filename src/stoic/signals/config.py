@@ -66,7 +66,7 @@ _RECEIVERS = ("alertmanager", "webhooks", "resend", "timeout", "slack")
 _INDICATOR = (
     "name", "source", "query", "file", "labels", "max_series", "expire_after", "direction", "kind",
     "unit", "team", "slo", "severity", "summary", "next_step", "runbook_url", "interval", "lateness",
-    "tile", "tile_label", "tile_stat", "churn",
+    "tile", "tile_label", "tile_stat", "churn", "events",
 )  # fmt: skip
 # The weekly view: its sections, in the order they print, and how incidents are counted.
 WEEKLY_SECTIONS = ("leadership", "operations", "support", "customers")
@@ -98,6 +98,10 @@ class IndicatorSpec:
       sets are tracked, and a set silent for `expire_after` seconds is forgotten.
     - `kind`: count (per second, never negative), ratio (0..1), gauge (any number) or latency
       (seconds, never negative); `direction`: which moves alert ("up", "down", "both").
+    - `events`: for a count, whether each unit is one event (an order, a login, a request), so
+      its noise is never taken below independent events' and a stretch of quiet intervals is
+      judged as one (an hour without orders where one or two a minute are usual). False for a
+      count of bytes or of anything that comes in batches.
     - `slo`: for a ratio, the objective (0.999): burn-rate alerts fire when the bad fraction
       (the value for direction "up", 1 - value for "down") burns the error budget too fast.
     - `team`, `severity`, `summary` (a template), `next_step`, `runbook_url`: what an alert says
@@ -128,6 +132,7 @@ class IndicatorSpec:
     tile_label: str = ""
     tile_stat: str = ""
     churn: str = ""
+    events: bool = False
 
     @property
     def title(self) -> str:
@@ -430,6 +435,11 @@ def _indicator(key: str, item: object) -> IndicatorSpec:
     tile = t.get("tile", False)
     if not isinstance(tile, bool):
         raise ValueError(f"{key}.tile: must be true or false, got {tile!r}")
+    events = t.get("events", False)
+    if not isinstance(events, bool):
+        raise ValueError(f"{key}.events: must be true or false, got {events!r}")
+    if events and kind != "count":
+        raise ValueError(f'{key}.events: only for kind = "count" (a number of events), got kind {kind!r}')
     churn = t.get("churn", "")
     if churn != "":
         churn = _validate.choice(f"{key}.churn", churn, CHURN_ROLES)
@@ -468,6 +478,7 @@ def _indicator(key: str, item: object) -> IndicatorSpec:
             f"{key}.tile_stat", t.get("tile_stat", "total" if kind == "count" else "mean"), TILE_STATS
         ),
         churn=churn,
+        events=events,
     )
     _check_template(f"{key}.summary", spec)
     return spec

@@ -804,6 +804,7 @@ def _judge(series: Series) -> _Judge:
                 spec.interval,
                 direction=spec.direction,
                 count=spec.kind in ("count", "latency"),
+                per_event=1.0 / spec.interval if spec.events else None,  # a count is per second
                 # a season needs two intervals at least: a daily indicator learns the week only
                 seasons=tuple(s for s in (DAY, 7 * DAY) if s >= 2 * spec.interval),
                 warmup=min(60, max(5, int(3600 // spec.interval))),
