@@ -20,6 +20,7 @@ from stoic.signals.detector import Detector
 
 T0 = 1_767_571_200.0  # Monday 2026-01-05 00:00 UTC
 PURE = os.environ.get("STOIC_PURE_PYTHON") == "1"
+Points = list[tuple[float | None, float]]  # (value or None for no data, epoch seconds)
 
 
 def test_the_detector_runs_the_engine_compiled_from_its_source() -> None:
@@ -54,7 +55,7 @@ def _engines(**kw: object) -> tuple[Any, Any]:
     return reference.Engine(*chosen), _compiled().Engine(*chosen)
 
 
-def _same(points: list[tuple[float | None, float]], **kw: object) -> int:
+def _same(points: Points, **kw: object) -> int:
     """Step both engines through `points`: each verdict (or refusal) must be identical. Returns how
     many points had evidence, so a caller can check that its series was judged."""
     engines = _engines(**kw)
@@ -72,11 +73,8 @@ def _same(points: list[tuple[float | None, float]], **kw: object) -> int:
     return spoke
 
 
-Points = list[tuple[float | None, float]]
-
-
-def _day_of_counts(days: int, interval: float, seed: int, *, outage: bool) -> Points:
-    """A daily rhythm of events with bursts, gaps, a nightly job and (optionally) an hour-long outage."""
+def _day_of_counts(days: int, interval: float, seed: int) -> Points:
+    """A daily rhythm of events with bursts, gaps, a nightly job and an hour-long outage."""
     rng = random.Random(seed)
     out: Points = []
     n = int(days * 86400 / interval)
@@ -84,7 +82,7 @@ def _day_of_counts(days: int, interval: float, seed: int, *, outage: bool) -> Po
         at = T0 + i * interval
         hour = (at % 86400) / 3600
         rate = 20.0 + 15.0 * math.sin(2 * math.pi * (hour - 6) / 24) + (60.0 if 2 <= hour < 2.25 else 0.0)
-        if outage and n * 0.8 <= i < n * 0.8 + 3600 / interval:
+        if n * 0.8 <= i < n * 0.8 + 3600 / interval:
             rate = 0.5
         value: float | None = float(sum(1 for _ in range(int(rate * 2)) if rng.random() < 0.5))
         if rng.random() < 0.01:
@@ -104,7 +102,7 @@ def test_weeks_of_a_metric_get_the_same_verdicts_from_both_engines(
     direction: str, per_event: float | None, interval: float
 ) -> None:
     days = 16 if interval == 300.0 else 5
-    points = _day_of_counts(days, interval, seed=int(interval) + len(direction), outage=True)
+    points = _day_of_counts(days, interval, seed=int(interval) + len(direction))
     spoke = _same(points, interval=interval, direction=direction, per_event=per_event)
     assert spoke > 0  # the outage was judged, through the seasons, stretches and wider levels
 
@@ -127,7 +125,7 @@ _values = st.one_of(
     hold=st.sampled_from([0.0, 600.0, 3600.0]),
 )
 def test_any_sequence_gets_the_same_verdicts_and_refusals_from_both_engines(
-    points: list[tuple[float | None, float]], direction: str, per_event: float | None, count: bool, keep: int,
+    points: Points, direction: str, per_event: float | None, count: bool, keep: int,
     hold: float,
 ) -> None:
     at, timed = T0, []
