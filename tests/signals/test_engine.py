@@ -52,7 +52,7 @@ def _compiled() -> ModuleType:
 def _engines(**kw: object) -> tuple[Any, Any]:
     """Both engines, with the settings a Detector validated."""
     chosen = Detector(**kw)._settings()  # type: ignore[arg-type]
-    return reference.Engine(*chosen), _compiled().Engine(*chosen)
+    return reference.Engine(**chosen), _compiled().Engine(**chosen)
 
 
 def _same(points: Points, **kw: object) -> int:

@@ -46,7 +46,7 @@ import importlib
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from stoic.signals import _engine as _reference
 from stoic.signals import _validate
@@ -82,6 +82,25 @@ else:
     Detection = _implementation.Detection  # the verdicts' class is the running engine's
 
 
+T = TypeVar("T")
+
+
+class _Setting(Generic[T]):
+    """A Detector setting, read from its engine (which judges with it)."""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, detector: None, owner: type[Any]) -> _Setting[T]: ...
+    @overload
+    def __get__(self, detector: Detector, owner: type[Any]) -> T: ...
+    def __get__(self, detector: Detector | None, owner: type[Any]) -> _Setting[T] | T:
+        if detector is None:
+            return self
+        return cast(T, getattr(detector._engine, self.name))
+
+
 class Detector:
     """Scores each point of one metric and opens and closes alert episodes.
 
@@ -114,11 +133,23 @@ class Detector:
     (True, 'down', 0.97)
     """
 
+    __slots__ = ("__weakref__", "_engine")
 
-    __slots__ = (
-        "__weakref__", "_engine", "clear", "confirm", "count", "direction", "drift_half_life", "hold",
-        "interval", "keep", "min_change", "per_event", "seasons", "threshold", "warmup",
-    )
+    # the settings, validated once and kept by the engine alone: read-only here, so a copy can
+    # never disagree with what judges
+    interval: _Setting[float] = _Setting()
+    direction: _Setting[str] = _Setting()
+    count: _Setting[bool] = _Setting()
+    seasons: _Setting[tuple[float, ...]] = _Setting()
+    keep: _Setting[int] = _Setting()
+    threshold: _Setting[float] = _Setting()
+    confirm: _Setting[int] = _Setting()
+    clear: _Setting[int] = _Setting()
+    hold: _Setting[float] = _Setting()
+    drift_half_life: _Setting[float] = _Setting()
+    min_change: _Setting[float] = _Setting()
+    warmup: _Setting[int] = _Setting()
+    per_event: _Setting[float | None] = _Setting()
 
     def __init__(
         self,
@@ -137,40 +168,44 @@ class Detector:
         warmup: int = 60,
         per_event: float | None = None,
     ) -> None:
-        self.interval = _validate.number("interval", interval, low=0.0, low_open=True, high=WEEK)
-        self.direction = _validate.choice("direction", direction, DIRECTIONS)
+        interval = _validate.number("interval", interval, low=0.0, low_open=True, high=WEEK)
+        direction = _validate.choice("direction", direction, DIRECTIONS)
         if not isinstance(count, bool):
             raise ValueError(f"count: must be True or False, got {count!r}")
-        self.per_event = None if per_event is None else _validate.number(
-            "per_event", per_event, low=0.0, low_open=True, high=_MAX_VALUE
-        )
-        self.count = count or self.per_event is not None
+        if per_event is not None:
+            per_event = _validate.number("per_event", per_event, low=0.0, low_open=True, high=_MAX_VALUE)
         if not isinstance(seasons, tuple) or len(seasons) > 4:
             raise ValueError(f"seasons: must be a tuple of at most 4 lengths in seconds, got {seasons!r}")
-        self.seasons = tuple(
-            _validate.number(f"seasons[{i}]", s, low=2 * self.interval, high=400 * DAY)
-            for i, s in enumerate(seasons)
+        seasons = tuple(
+            _validate.number(f"seasons[{i}]", length, low=2 * interval, high=400 * DAY)
+            for i, length in enumerate(seasons)
         )
-        self.keep = _validate.integer("keep", keep, low=1, high=52)
-        self.threshold = _validate.number("threshold", threshold, low=0.0, high=1.0, low_open=True)
-        if self.threshold >= 1.0:
+        keep = _validate.integer("keep", keep, low=1, high=52)
+        checked = _validate.number("threshold", threshold, low=0.0, high=1.0, low_open=True)
+        if checked >= 1.0:
             raise ValueError(f"threshold: must be < 1 (scores never reach 1), got {threshold!r}")
-        self.confirm = _validate.integer("confirm", confirm, low=1, high=1000)
-        self.clear = _validate.integer("clear", clear, low=1, high=1000)
-        self.hold = _validate.number("hold", hold, low=0.0, high=400 * DAY)
-        self.drift_half_life = _validate.number(
-            "drift_half_life", drift_half_life, low=0.0, low_open=True, high=400 * DAY
+        self._engine = _Engine(
+            interval=interval,
+            direction=direction,
+            count=count or per_event is not None,
+            seasons=seasons,
+            keep=keep,
+            threshold=checked,
+            confirm=_validate.integer("confirm", confirm, low=1, high=1000),
+            clear=_validate.integer("clear", clear, low=1, high=1000),
+            hold=_validate.number("hold", hold, low=0.0, high=400 * DAY),
+            drift_half_life=_validate.number(
+                "drift_half_life", drift_half_life, low=0.0, low_open=True, high=400 * DAY
+            ),
+            min_change=_validate.number("min_change", min_change, low=0.0),
+            warmup=_validate.integer("warmup", warmup, low=1),
+            per_event=per_event,
         )
-        self.min_change = _validate.number("min_change", min_change, low=0.0)
-        self.warmup = _validate.integer("warmup", warmup, low=1)
-        self._engine = _Engine(*self._settings())
 
-    def _settings(self) -> tuple[Any, ...]:
-        """The validated settings, in the order an engine takes them."""
-        return (
-            self.interval, self.direction, self.count, self.seasons, self.keep, self.threshold, self.confirm,
-            self.clear, self.hold, self.drift_half_life, self.min_change, self.warmup, self.per_event,
-        )
+    def _settings(self) -> dict[str, Any]:
+        """The validated settings, as an engine takes them (to build another engine alike)."""
+        settings = (name for name, kept in vars(Detector).items() if isinstance(kept, _Setting))
+        return {name: getattr(self, name) for name in settings}
 
     @property
     def active(self) -> bool:
