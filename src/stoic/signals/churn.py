@@ -969,21 +969,28 @@ def _gap_decades(gaps: list[int], effective: float) -> float:
     account that left `gaps` between its active days before."""
     # Two views of its gaps, and the less alarmed one wins. Seen: the share of the gaps it
     # left that were at least this long (a weekly buyer on Tuesday is within its rhythm).
-    # Fitted: a renewal process whose gaps follow a gamma law with the gaps' mean and
-    # spread: a regular buyer (gaps alike) is missed sooner than an irregular one, whose
-    # gaps are as random as a Poisson process's. Few gaps earn little trust: the shape is
-    # pulled towards 1 (no rhythm) and the mean gap taken one standard error longer.
+    # Expected: for an account on a schedule, its orders missed in a row; for any other, a
+    # renewal process fitted to its gaps.
     n = len(gaps)
     longer = sum(1 for g in gaps if g >= effective)
     seen_p = (longer + 0.5) / (n + 1.0) if longer else 0.0
+    expected_p = _scheduled_p(gaps, effective)
+    if expected_p is None:
+        expected_p = _renewal_p(gaps, effective)
+    return -math.log10(min(max(seen_p, expected_p, 1e-300), 1.0))
+
+
+def _renewal_p(gaps: list[int], effective: float) -> float:
+    """P(a silence of `effective` days) for a renewal process whose gaps follow a gamma law with
+    the gaps' mean and spread: a regular buyer (gaps alike) is missed sooner than an irregular
+    one, whose gaps are as random as a Poisson process's. Few gaps earn little trust: the shape
+    is pulled towards 1 (no rhythm) and the mean gap taken one standard error longer."""
     # The law is fitted to the days skipped between two active days (a gap less one): a daily
     # buyer's gaps of 1, 1, 3 look regular, but the days it skips come at random. Its mean is
     # matched to the geometric law (the memoryless law of whole days), whose tail is longer
     # than a continuous one's when days are skipped rarely. An account that has not skipped a
     # day yet is taken to skip half a day per gap seen: a miss is possible, however rare.
-    scheduled = _scheduled_p(gaps, effective)
-    if scheduled is not None:
-        return -math.log10(min(max(seen_p, scheduled, 1e-300), 1.0))
+    n = len(gaps)
     skips = [g - 1 for g in gaps]
     mean = sum(skips) / n
     spread = sum((g - mean) ** 2 for g in skips) / (n - 1)
@@ -991,8 +998,7 @@ def _gap_decades(gaps: list[int], effective: float) -> float:
     shape = 1.0 + (shape - 1.0) * n / (n + TRUST_GAPS)
     mean = max(mean, 0.5 / n) * (1.0 + 1.0 / math.sqrt(n * shape))
     mean = 1.0 / math.log1p(1.0 / mean)
-    fitted_p = _gamma_survival(shape, shape * (effective - 1.0) / mean)
-    return -math.log10(min(max(seen_p, fitted_p, 1e-300), 1.0))
+    return _gamma_survival(shape, shape * (effective - 1.0) / mean)
 
 
 def _scheduled_p(gaps: list[int], effective: float) -> float | None:
