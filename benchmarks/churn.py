@@ -352,8 +352,9 @@ def oracle_ranker(pop: Population) -> Ranker:
             k = np.arange(DAYS - begin)
             level = np.rint(np.clip(1.0 - k / length, 0.0, 1.0) * ORACLE_LEVELS).astype(int)
             evidence = np.cumsum(gain[rows, begin + k[None, :], level[None, :]], axis=1)
-            for day in range(max(first_day, begin + 1), DAYS + 1):  # a ranking knows the days before it
-                np.maximum(best[:, day], evidence[:, day - 1 - begin], out=best[:, day])
+            # the ranking on `day` knows the days before it: evidence up to day - 1
+            since = max(first_day, begin + 1)
+            np.maximum(best[:, since:], evidence[:, since - 1 - begin :], out=best[:, since:])
 
     def rank(day: int) -> list[int]:
         order = np.argsort(-best[:, day], kind="stable")
